@@ -1,0 +1,311 @@
+"""Argument parsing and output formatting for ``wavelatent``; every command is ``main(argv) -> int``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+EPILOG = """examples:
+  wavelatent compress photo.png -o photo.wlt            # default preset for the image's mode
+  wavelatent decompress photo.wlt -o photo_hat.png --reference photo.png
+  wavelatent compress photos/ -o coded/ --quality 4      # a whole tree, mirrored
+  wavelatent info photo.wlt                              # the file's header
+  wavelatent list                                        # presets and their shipped weights
+"""
+
+
+def _err(msg: str) -> None:
+    print(f"wavelatent: error: {msg}", file=sys.stderr)
+
+
+def _say(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wavelatent",
+        description="Wavelet learned lossy compression: a near-free encoder, small entropy-coded latents.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("compress", help="image file(s) -> .wlt", description=(
+        "Compress images (PNG/JPEG/WebP/TIFF/BMP...) to .wlt files. A folder is compressed recursively into "
+        "a mirrored tree; finished outputs are skipped on a rerun unless --force. '-' reads stdin / writes stdout."))
+    c.add_argument("input", help="image file, folder, or - for stdin")
+    c.add_argument("-o", "--output", help="output .wlt file or folder (default: input with .wlt suffix; - = stdout)")
+    c.add_argument("-p", "--preset", help="preset name (see `wavelatent list`); default: by image mode")
+    c.add_argument("-w", "--weights", help="a .safetensors weights file instead of a shipped preset")
+    c.add_argument("-q", "--quality", type=int, help="quality level, 1 = smallest files (default: the preset's)")
+    c.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    c.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    d = sub.add_parser("decompress", help=".wlt file(s) -> PNG", description=(
+        "Decompress .wlt files to PNG (or .tif/.bmp/.ppm/lossless .webp by suffix). A folder is decompressed "
+        "recursively into a mirrored tree. '-' reads stdin / writes stdout (PNG)."))
+    d.add_argument("input", help=".wlt file, folder, or - for stdin")
+    d.add_argument("-o", "--output", help="output image or folder (default: input with .png suffix; - = stdout)")
+    d.add_argument("-w", "--weights", help="weights file the .wlt was written with (default: its preset)")
+    d.add_argument("-r", "--reference", help="original image: print the PSNR of the result against it")
+    d.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    d.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+    i = sub.add_parser("info", help="show a .wlt header or a preset's config", description=(
+        "Show the header of a .wlt file (with its real bits per pixel), or the config and weights of a preset "
+        "or a .safetensors weights file."))
+    i.add_argument("target", help=".wlt file, preset name, or weights file")
+    i.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("list", help="list presets", description="List the registered presets and whether weights ship.")
+
+    t = sub.add_parser("train", help="train a preset on a folder of images", description=(
+        "Train a codec on random crops of a folder of images. Loss = lambda * 255^2 * MSE + bits per pixel, the "
+        "rate coming from the same entropy model that codes files. Checkpoints go to OUT/last.safetensors "
+        "every few minutes, on Ctrl-C and at the end; rerunning the same command resumes exactly. "
+        "Multi-process: torchrun --nproc_per_node=N -m wavelatent train ..."))
+    t.add_argument("data", help="folder of training images")
+    t.add_argument("-o", "--out", required=True, help="run folder (checkpoint and log)")
+    t.add_argument("-p", "--preset", help="preset to train")
+    t.add_argument("--config", dest="config_file", help="JSON codec config instead of a preset")
+    t.add_argument("--val", help="folder of validation images (default: hold out --val-count training images)")
+    t.add_argument("--val-count", type=int, default=6)
+    t.add_argument("--val-every", type=int, default=1000, help="validate every N steps (real bytes and PSNR)")
+    t.add_argument("--steps", type=int, default=20_000, help="total steps of the schedule")
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--crop", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--warmup", type=int, default=200)
+    t.add_argument("--lmbda", type=float, default=0.0067, help="rate-distortion weight (CompressAI convention)")
+    t.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights, e.g. 0.999 (0 = off)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-pca-init", dest="pca_init", action="store_false", help="random instead of PCA init")
+    t.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    t.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this long")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    t.add_argument("--no-progress", dest="progress", action="store_false")
+
+    e = sub.add_parser("export", help="checkpoint -> release weights", description=(
+        "Write the release weights of a training checkpoint: EMA weights if present, entropy tables frozen, "
+        "config and version in the metadata. The result is what --weights accepts and what ships in the package."))
+    e.add_argument("checkpoint", help="a run's last.safetensors")
+    e.add_argument("-o", "--output", required=True, help="output .safetensors")
+    e.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw weights, not the EMA")
+    e.add_argument("-f", "--force", action="store_true")
+    return p
+
+
+def _default_output(src: str, suffix: str) -> str:
+    if src == "-":
+        return "-"
+    return str(Path(src).with_suffix(suffix))
+
+
+def _report(r, quiet: bool) -> None:
+    info = r.info
+    if not info:
+        return
+    h, w = info.get("height"), info.get("width")
+    msg = (f"{r.source} -> {r.output}: {w}x{h} {info.get('mode')}, {info['file_bytes']:,} bytes, "
+           f"{info.get('bpp', 0):.4f} bpp, {info.get('compression_ratio', 0):.1f}:1, "
+           f"{info.get('preset')} q{info.get('quality')}, {info['seconds'] * 1000:.0f} ms")
+    if "psnr" in info:
+        msg += f", PSNR {info['psnr']:.2f} dB"
+    _say(msg, quiet)
+
+
+def _finish_batch(results, quiet: bool) -> int:
+    failed = [r for r in results if not r.ok]
+    skipped = sum(r.skipped for r in results)
+    for r in results:
+        if r.ok and not r.skipped:
+            _report(r, quiet)
+    for r in failed:
+        _err(f"{r.source}: {r.error}")
+    _say(f"{len(results) - len(failed) - skipped} done, {skipped} skipped (exist; --force to redo), "
+         f"{len(failed)} failed", quiet)
+    return 1 if failed else 0
+
+
+def cmd_compress(a) -> int:
+    from ..data import IMAGE_SUFFIXES
+    from ..jobs import WLT_SUFFIX, compress_file, run_tree, tree_pairs
+
+    preset = a.weights or a.preset
+    if a.weights and a.preset:
+        raise _usage("give --preset or --weights, not both")
+    if a.input != "-" and os.path.isdir(a.input):
+        if not a.output:
+            raise _usage("compressing a folder needs -o OUTPUT_FOLDER")
+        pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES, WLT_SUFFIX)
+        results = run_tree(pairs, lambda s, d: compress_file(s, d, preset=preset, quality=a.quality, force=a.force),
+                           force=a.force, progress=not a.quiet)
+        return _finish_batch(results, a.quiet)
+    out = a.output or _default_output(a.input, WLT_SUFFIX)
+    _report(compress_file(a.input, out, preset=preset, quality=a.quality, force=a.force), a.quiet)
+    return 0
+
+
+def cmd_decompress(a) -> int:
+    from ..jobs import WLT_SUFFIX, decompress_file, run_tree, tree_pairs
+
+    if a.input != "-" and os.path.isdir(a.input):
+        if not a.output:
+            raise _usage("decompressing a folder needs -o OUTPUT_FOLDER")
+        if a.reference:
+            raise _usage("--reference applies to a single file")
+        pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix == WLT_SUFFIX, ".png")
+        results = run_tree(pairs, lambda s, d: decompress_file(s, d, weights=a.weights, force=a.force),
+                           force=a.force, progress=not a.quiet)
+        return _finish_batch(results, a.quiet)
+    out = a.output or _default_output(a.input, ".png")
+    _report(decompress_file(a.input, out, weights=a.weights, force=a.force, reference=a.reference), a.quiet)
+    return 0
+
+
+def cmd_info(a) -> int:
+    from ..registry import list_presets
+
+    target = a.target
+    if target in list_presets() or target.endswith(".safetensors"):
+        info = _weights_info(target)
+    else:
+        from ..api import read_info
+        from ..io import read_input_bytes
+
+        info = read_info(read_input_bytes(target))
+    if a.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        for k in sorted(info):
+            v = info[k]
+            print(f"{k:>20}: {json.dumps(v) if isinstance(v, (list, dict)) else v}")
+    return 0
+
+
+def _weights_info(target: str) -> dict:
+    from ..models import load_codec
+    from ..registry import get_config, list_presets
+    from ..weights import has_shipped_weights, shipped_path
+
+    if target in list_presets() and not has_shipped_weights(target):
+        cfg = get_config(target)
+        return {**cfg.to_dict(), "reduction": cfg.reduction, "weights": "none shipped"}
+    codec = load_codec(target)
+    cfg = codec.config
+    from safetensors import safe_open
+
+    path = shipped_path(target) if target in list_presets() else Path(target)
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    return {
+        **cfg.to_dict(),
+        "reduction": cfg.reduction,
+        "weights": str(path),
+        "weights_sha256": codec.weights_sha256,
+        "parameters": sum(p.numel() for p in codec.parameters()),
+        "encoder_parameters": sum(p.numel() for p in codec.encoder.parameters()),
+        "trained_steps": int(meta.get("trained_steps", "0")),
+        "wavelatent_version": meta.get("wavelatent_version"),
+    }
+
+
+def cmd_list(a) -> int:
+    from ..registry import get_config, list_presets
+    from ..weights import has_shipped_weights
+
+    print(f"{'preset':<16} {'signal':<7} {'ch':>3} {'J':>2} {'latent':>6} {'reduction':>9} {'qualities':>9}  weights")
+    for name in list_presets():
+        c = get_config(name)
+        print(f"{name:<16} {c.modality:<7} {c.channels:>3} {c.levels:>2} {c.latent_channels:>6} "
+              f"{c.reduction:>8.0f}x {c.qualities:>9}  {'shipped' if has_shipped_weights(name) else '-'}")
+    return 0
+
+
+def cmd_train(a) -> int:
+    from ..train import TrainOptions, train
+
+    keys = TrainOptions.__dataclass_fields__
+    opts = TrainOptions(**{k: v for k, v in vars(a).items() if k in keys})
+    path = train(opts)
+    print(f"checkpoint: {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(a) -> int:
+    from ..errors import OutputExistsError
+    from ..train import export_checkpoint
+
+    if Path(a.output).exists() and not a.force:
+        raise OutputExistsError(f"{a.output} exists; use --force to overwrite")
+    sha = export_checkpoint(a.checkpoint, a.output, use_ema=a.ema)
+    print(f"wrote {a.output} (sha256 {sha})", file=sys.stderr)
+    return 0
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _usage(msg: str) -> _UsageError:
+    return _UsageError(msg)
+
+
+COMMANDS = {
+    "compress": cmd_compress,
+    "decompress": cmd_decompress,
+    "info": cmd_info,
+    "list": cmd_list,
+    "train": cmd_train,
+    "export": cmd_export,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        a = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on bad usage, 0 on --help
+        return int(e.code or 0)
+    if a.version:
+        from .. import __version__
+
+        print(__version__)
+        return 0
+    if not a.command:
+        parser.print_help(sys.stderr)
+        return 1
+    from ..errors import WavelatentError
+
+    try:
+        if a.threads:
+            import torch
+
+            torch.set_num_threads(a.threads)
+        return COMMANDS[a.command](a)
+    except _UsageError as e:
+        _err(str(e))
+        return 2
+    except WavelatentError as e:
+        _err(str(e))
+        return 1
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    except MemoryError:
+        _err("out of memory")
+        return 1
+    except Exception as e:  # a bug: say so briefly; WAVELATENT_DEBUG=1 shows the traceback
+        if os.environ.get("WAVELATENT_DEBUG"):
+            raise
+        _err(f"internal error ({type(e).__name__}: {e}); rerun with WAVELATENT_DEBUG=1 for a traceback and report it")
+        return 1

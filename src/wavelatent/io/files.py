@@ -1,0 +1,65 @@
+"""Byte-level file helpers: atomic writes, bounded reads."""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import InputError, OutputExistsError
+
+MAX_INPUT_BYTES = 1 << 32
+
+
+def read_input_bytes(path: str | os.PathLike, *, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """All bytes of a file (``-`` reads stdin), refusing files over ``limit``."""
+    if str(path) == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+    else:
+        try:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory") from None
+        except OSError as e:
+            raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    if len(data) > limit:
+        raise InputError(f"{path}: larger than the {limit}-byte input limit")
+    return data
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (``-`` writes stdout).
+
+    An existing file is only replaced with ``force``; on any failure nothing is left behind.
+    """
+    if str(path) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; use --force to overwrite")
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise

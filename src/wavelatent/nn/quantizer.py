@@ -1,0 +1,34 @@
+"""Bounded scalar quantizer: soft bound, then noise (training) or rounding (inference)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class BoundedQuantizer(nn.Module):
+    """Maps latents into ``[-bound, bound]`` and quantizes them with step ``step``.
+
+    Symbols ``q = round(y / step)`` lie in ``[-Q, Q]`` with ``Q = floor(bound / step + 1/2)``.
+    """
+
+    def __init__(self, bound: float) -> None:
+        super().__init__()
+        self.bound = float(bound)
+
+    def squash(self, y: Tensor) -> Tensor:
+        """Soft bound ``bound * tanh(y / bound)``: identity near 0, never beyond ±bound."""
+        return self.bound * torch.tanh(y / self.bound)
+
+    @staticmethod
+    def round_ste(y: Tensor, step: Tensor | float) -> Tensor:
+        """Rounding to the step grid with a straight-through gradient."""
+        return y + (torch.round(y / step) * step - y).detach()
+
+    @staticmethod
+    def quantize(y: Tensor, step: float, max_symbol: int) -> Tensor:
+        """Integer symbols ``[B, C, *S]`` (int32) in ``[-max_symbol, max_symbol]``."""
+        return torch.round(y / step).clamp_(-max_symbol, max_symbol).to(torch.int32)
+
+    @staticmethod
+    def dequantize(q: Tensor, step: float, dtype: torch.dtype = torch.float32) -> Tensor:
+        return q.to(dtype) * step

@@ -1,0 +1,107 @@
+"""Training checkpoints in safetensors (never pickle): model, EMA, optimizer state, step, options."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..codec import WaveletCodec
+from ..config import CodecConfig
+from ..errors import WeightsError
+from ..weights import atomic_write, save_weights
+
+FORMAT = "wavelatent-checkpoint"
+
+
+@dataclass
+class Checkpoint:
+    codec: WaveletCodec
+    ema: WaveletCodec | None
+    optimizer_state: dict[str, Any]
+    step: int
+    options: dict[str, Any]
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    codec: WaveletCodec,
+    ema: WaveletCodec | None,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    options: dict[str, Any],
+) -> None:
+    """Write a checkpoint atomically (temp file + rename): a killed run leaves the previous one intact."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in codec.state_dict().items():
+        tensors[f"model.{k}"] = v.detach().cpu().contiguous()
+    if ema is not None:
+        for k, v in ema.state_dict().items():
+            tensors[f"ema.{k}"] = v.detach().cpu().contiguous()
+    state = optimizer.state_dict()
+    for idx, entries in state["state"].items():
+        for name, value in entries.items():
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(f"optimizer state {name} is not a tensor")
+            tensors[f"optim.{idx}.{name}"] = value.detach().cpu().contiguous()
+    metadata = {
+        "format": FORMAT,
+        "config": codec.config.to_json(),
+        "step": str(step),
+        "options": json.dumps(options, sort_keys=True),
+        "optim_groups": json.dumps(state["param_groups"]),
+        "has_ema": "1" if ema is not None else "0",
+    }
+    atomic_write(Path(path), save(tensors, metadata=metadata))
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (strict)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such checkpoint") from None
+    except Exception as e:
+        raise WeightsError(f"{path}: not a readable checkpoint: {e}") from None
+    if meta.get("format") != FORMAT:
+        raise WeightsError(f"{path}: not a wavelatent training checkpoint")
+    config = CodecConfig.from_json(meta["config"])
+
+    def build(prefix: str) -> WaveletCodec:
+        codec = WaveletCodec(config)
+        sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            codec.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise WeightsError(f"{path}: checkpoint does not match its config: {e}") from None
+        return codec
+
+    codec = build("model.")
+    ema = build("ema.") if meta.get("has_ema") == "1" else None
+    opt_state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            opt_state.setdefault(int(idx), {})[name] = v
+    optimizer_state = {"state": opt_state, "param_groups": json.loads(meta["optim_groups"])}
+    return Checkpoint(codec, ema, optimizer_state, int(meta["step"]), json.loads(meta["options"]))
+
+
+def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike, *, use_ema: bool = True) -> str:
+    """Checkpoint -> release weights (EMA weights if present, entropy tables frozen); returns sha256."""
+    ckpt = load_checkpoint(path)
+    codec = copy.deepcopy(ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec).eval()
+    codec.freeze()
+    extra = {"trained_steps": str(ckpt.step), "train_options": json.dumps(ckpt.options, sort_keys=True)}
+    return save_weights(codec, out, extra=extra)

@@ -1,0 +1,290 @@
+"""The training loop: MSE + lambda * rate, AdamW, warmup + cosine LR, EMA, DDP, exact resume."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..codec import WaveletCodec
+from ..config import CodecConfig
+from ..errors import InputError
+from ..registry import get_config
+from .checkpoint import load_checkpoint, save_checkpoint
+
+
+@dataclass
+class TrainOptions:
+    """Options of one training run (stored in its checkpoints)."""
+
+    data: str
+    out: str
+    preset: str | None = None
+    config_file: str | None = None
+    val: str | None = None  # folder of validation images; default: hold out val_count training images
+    val_count: int = 6
+    val_size: int = 384  # validation images are centre-cropped to at most this size (speed)
+    steps: int = 20_000
+    batch_size: int = 16
+    crop: int = 128
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: int = 200
+    weight_decay: float = 1e-4
+    lmbda: float = 0.0067  # CompressAI convention: loss = lmbda * 255^2 * MSE + bpp
+    ema: float = 0.0  # EMA decay; 0 disables
+    seed: int = 0
+    pca_init: bool = True
+    val_every: int = 1000
+    checkpoint_minutes: float = 5.0
+    max_minutes: float | None = None  # stop (with a checkpoint) after this wall time; resume later
+    threads: int | None = None
+    device: str = "auto"
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _dist() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _lr_at(step: int, o: TrainOptions) -> float:
+    if step < o.warmup:
+        return o.lr * (step + 1) / o.warmup
+    t = min(1.0, (step - o.warmup) / max(1, o.steps - o.warmup))
+    return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def _resolve_config(o: TrainOptions) -> CodecConfig:
+    if o.config_file:
+        try:
+            return CodecConfig.from_json(Path(o.config_file).read_text())
+        except OSError as e:
+            raise InputError(f"{o.config_file}: {e.strerror or e}") from None
+    if not o.preset:
+        raise InputError("give a preset (--preset) or a config file (--config)")
+    return get_config(o.preset)
+
+
+def _split(o: TrainOptions) -> tuple[list[Path], list[Path]]:
+    from ..data import list_images
+
+    files = list_images(o.data)
+    if o.val:
+        return files, list_images(o.val)
+    if len(files) <= o.val_count:
+        raise InputError(f"{o.data}: {len(files)} images are too few to hold out {o.val_count} for validation")
+    # every k-th file is held out: a spread of the folder, stable across runs
+    k = len(files) // o.val_count
+    val = files[k // 2 :: k][: o.val_count]
+    held = set(val)
+    return [f for f in files if f not in held], val
+
+
+@torch.no_grad()
+def pca_init(codec: WaveletCodec, x: torch.Tensor, scale: float = 4.0) -> None:
+    """Start from the best linear codec: encoder = top principal directions of the packets."""
+    coeffs = codec.analysis(codec.pad(x - codec.signal_offset))
+    flat = coeffs.transpose(0, 1).reshape(coeffs.shape[1], -1).double()  # [P, N]
+    mean = flat.mean(1, keepdim=True)
+    cov = (flat - mean) @ (flat - mean).T / flat.shape[1]
+    _, vecs = torch.linalg.eigh(cov)
+    u = vecs[:, -codec.config.latent_channels :].flip(1)  # [P, K], largest first
+    codec.encoder.weight.copy_((scale * u.T).float())
+    codec.encoder.bias.copy_((-scale * u.T @ mean).flatten().float())
+    skip = codec.decoder.skip
+    skip.weight.copy_((u / scale).float().view(skip.weight.shape))
+    skip.bias.copy_(mean.flatten().float())
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def _center(arr: np.ndarray, size: int) -> np.ndarray:
+    h, w = arr.shape[:2]
+    y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return arr[y0 : y0 + size, x0 : x0 + size]
+
+
+def validate(codec: WaveletCodec, images: list[np.ndarray], quality: int | None = None) -> dict[str, float]:
+    """Real compress/decompress of each image: bpp from the bytes, PSNR from the decoded pixels."""
+    from ..api import compress, decompress
+
+    model = copy.deepcopy(codec).eval()
+    model.freeze()
+    bpps, psnrs = [], []
+    for im in images:
+        data = compress(im, model, quality)
+        out = decompress(data, model)
+        out = out[:, :, None] if out.ndim == 2 else out
+        bpps.append(8 * len(data) / (im.shape[0] * im.shape[1]))
+        psnrs.append(psnr(out, im))
+    return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
+
+
+class _Stop(Exception):
+    pass
+
+
+def train(o: TrainOptions) -> Path:
+    """Run (or resume) training; returns the path of the last checkpoint."""
+    from tqdm import tqdm
+
+    from ..data import CropBatcher, load_images
+
+    rank, world = _dist()
+    if o.threads:
+        torch.set_num_threads(o.threads)
+    device = torch.device("cuda" if (o.device == "auto" and torch.cuda.is_available()) else
+                          ("cpu" if o.device == "auto" else o.device))
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if o.batch_size % world:
+        raise InputError(f"batch size {o.batch_size} must be divisible by the {world} processes")
+    out = Path(o.out)
+    ckpt_path = out / "last.safetensors"
+    log_path = out / "log.jsonl"
+    main = rank == 0
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    config = _resolve_config(o)
+    train_files, val_files = _split(o)
+    images = load_images(train_files, config.channels, min_size=o.crop, progress=o.progress and main)
+    val_images = [_center(im, o.val_size) for im in load_images(val_files, config.channels)] if main else []
+    batcher = CropBatcher(images, o.crop, o.batch_size, o.seed)
+
+    if ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.codec.config != config:
+            raise InputError(f"{ckpt_path} was trained with another config ({ckpt.codec.config.name})")
+        codec, ema, start = ckpt.codec, ckpt.ema, ckpt.step
+        opt_state = ckpt.optimizer_state
+    else:
+        torch.manual_seed(o.seed)
+        codec = WaveletCodec(config)
+        if o.pca_init:
+            pca_init(codec, torch.cat([batcher.batch(-1 - i)[0] for i in range(4)]))
+        ema = copy.deepcopy(codec) if o.ema > 0 else None
+        start, opt_state = 0, None
+    codec.to(device).train()
+    if ema is not None:
+        ema.to(device).eval().requires_grad_(False)
+
+    decay = [p for n, p in codec.named_parameters() if p.dim() > 1 and not n.startswith("prior.")]
+    no_decay = [p for n, p in codec.named_parameters() if not (p.dim() > 1 and not n.startswith("prior."))]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=o.lr
+    )
+    if opt_state is not None:
+        optimizer.load_state_dict(opt_state)
+    model = codec
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(codec, device_ids=[device.index] if device.type == "cuda" else None)
+
+    steps_lo, steps_hi = min(config.quality_steps), max(config.quality_steps)
+    pixels = o.crop * o.crop
+    t0 = last_ckpt = time.monotonic()
+    stop = {"now": False}
+
+    def on_signal(signum, frame):  # finish the step, checkpoint, exit
+        stop["now"] = True
+
+    old_handler = signal.signal(signal.SIGTERM, on_signal) if main else None
+
+    def checkpoint(step: int) -> None:
+        if main:
+            save_checkpoint(ckpt_path, codec, ema, optimizer, step, o.to_dict())
+
+    def log(record: dict[str, Any]) -> None:
+        if main:
+            with open(log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    bar = tqdm(total=o.steps, initial=start, disable=not (o.progress and main), dynamic_ncols=True,
+               mininterval=1.0 if sys.stderr.isatty() else 30.0, desc=config.name)
+    step = start
+    try:
+        while step < o.steps:
+            x, g = batcher.batch(step)
+            B = x.shape[0]
+            u = torch.rand(B, generator=g)
+            qstep = torch.exp(math.log(steps_lo) + u * (math.log(steps_hi) - math.log(steps_lo)))
+            latent = (B, config.latent_channels, *[o.crop // config.block] * config.spatial_dims)
+            noise = torch.rand(latent, generator=g) - 0.5
+            shard = slice(rank * B // world, (rank + 1) * B // world)
+            x, qstep, noise = x[shard].to(device), qstep[shard].to(device), noise[shard].to(device)
+
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, o)
+            x_hat, bits = model(x, qstep, noise)
+            mse = F.mse_loss(x_hat, x)
+            bpp = bits.sum() / (x.shape[0] * pixels)
+            loss = o.lmbda * 255.0**2 * mse + bpp
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
+            optimizer.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(ema.parameters(), codec.parameters()):
+                        pe.lerp_(p, 1 - o.ema)
+            step += 1
+            if main:
+                bar.update(1)
+                if step % 10 == 0:
+                    bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{-10 * math.log10(max(mse.item(), 1e-10)):.2f}",
+                                    bpp=f"{bpp.item():.3f}")
+                if step % 100 == 0:
+                    log({"step": step, "loss": loss.item(), "mse": mse.item(), "bpp_est": bpp.item(),
+                         "lr": _lr_at(step - 1, o), "elapsed_s": time.monotonic() - t0})
+                if val_images and (step % o.val_every == 0 or step == o.steps):
+                    r = validate(ema if ema is not None else codec, val_images)
+                    log({"step": step, "val_bpp": r["bpp"], "val_psnr": r["psnr"]})
+                    tqdm.write(f"step {step}: validation PSNR {r['psnr']:.2f} dB at {r['bpp']:.3f} bpp (real bytes)")
+            now = time.monotonic()
+            if now - last_ckpt > o.checkpoint_minutes * 60:
+                checkpoint(step)
+                last_ckpt = now
+            if o.max_minutes is not None and now - t0 > o.max_minutes * 60:
+                raise _Stop
+            if stop["now"]:
+                raise _Stop
+    except (KeyboardInterrupt, _Stop):
+        checkpoint(step)
+        bar.close()
+        if main:
+            print(f"stopped at step {step}; checkpoint {ckpt_path} (rerun the same command to resume)", file=sys.stderr)
+        return ckpt_path
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    checkpoint(step)
+    bar.close()
+    return ckpt_path

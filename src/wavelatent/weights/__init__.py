@@ -1,0 +1,147 @@
+"""Weights files: safetensors with the codec config in the metadata, and the shipped presets.
+
+This folder also holds the shipped ``<preset>.safetensors`` files. Loading is strict and never
+unpickles anything.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from ..config import CodecConfig
+from ..errors import PresetError, WeightsError
+
+FORMAT = "wavelatent-weights"
+FORMAT_VERSION = "1"
+MAX_WEIGHTS_BYTES = 1 << 30
+_MAX_SAFETENSORS_HEADER = 1 << 24
+_HERE = Path(__file__).resolve().parent
+
+
+def shipped_path(preset: str) -> Path:
+    return _HERE / f"{preset}.safetensors"
+
+
+def has_shipped_weights(preset: str) -> bool:
+    return shipped_path(preset).is_file()
+
+
+def serialize(codec: torch.nn.Module, extra: dict[str, str] | None = None) -> bytes:
+    """The weights file's bytes: the state dict plus config and versions in the metadata."""
+    from safetensors.torch import save
+
+    from .. import __version__
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": codec.config.to_json(),
+        "wavelatent_version": __version__,
+        **(extra or {}),
+    }
+    return save(tensors, metadata=metadata)
+
+
+def save_weights(codec: torch.nn.Module, path: str | os.PathLike, *, extra: dict[str, str] | None = None) -> str:
+    """Write ``codec`` atomically to ``path``; returns the file's sha256 (also set on the codec)."""
+    data = serialize(codec, extra)
+    atomic_write(Path(path), data)
+    codec.weights_sha256 = hashlib.sha256(data).hexdigest()
+    return codec.weights_sha256
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors blob, parsed with its sizes checked."""
+    if len(data) < 8:
+        raise WeightsError("not a safetensors file: too short")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > _MAX_SAFETENSORS_HEADER or 8 + n > len(data):
+        raise WeightsError("not a safetensors file: bad header length")
+    try:
+        header = json.loads(data[8 : 8 + n])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise WeightsError("not a safetensors file: header is not JSON") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise WeightsError("not a wavelatent weights file (no wavelatent metadata)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise WeightsError(f"weights format version {meta.get('format_version')!r} is not supported")
+    return meta
+
+
+def deserialize(data: bytes, *, source: str = "<bytes>"):
+    """Build a codec from weights bytes (strict: every tensor must match the config's model)."""
+    from safetensors.torch import load
+
+    from ..codec import WaveletCodec
+
+    meta = read_metadata(data)
+    config = CodecConfig.from_json(meta.get("config", ""))
+    try:
+        tensors = load(data)
+    except Exception as e:  # safetensors raises its own error type for malformed files
+        raise WeightsError(f"{source}: cannot read tensors: {e}") from None
+    codec = WaveletCodec(config)
+    try:
+        codec.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{source}: weights do not match config {config.name!r}: {e}") from None
+    codec.weights_sha256 = hashlib.sha256(data).hexdigest()
+    return codec.eval()
+
+
+def load_weights(path: str | os.PathLike):
+    """Load a codec from a ``.safetensors`` weights file."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_WEIGHTS_BYTES:
+            raise WeightsError(f"{path}: {size} bytes is larger than any weights file ({MAX_WEIGHTS_BYTES})")
+        data = path.read_bytes()
+    except OSError as e:
+        raise WeightsError(f"cannot read weights {path}: {e.strerror or e}") from None
+    return deserialize(data, source=str(path))
+
+
+@lru_cache(maxsize=8)
+def _load_shipped(preset: str, mtime_ns: int):
+    return load_weights(shipped_path(preset))
+
+
+def load_shipped(preset: str):
+    """The shipped weights of a registered preset (cached; callers must not modify the codec)."""
+    from ..registry import get_config
+
+    get_config(preset)  # unknown names raise PresetError
+    path = shipped_path(preset)
+    if not path.is_file():
+        raise PresetError(
+            f"preset {preset!r} has no shipped weights; train it with `wavelatent train --preset {preset}` "
+            "and pass the exported file with --weights"
+        )
+    return _load_shipped(preset, path.stat().st_mtime_ns)

@@ -1,0 +1,232 @@
+"""Wavelet packet transforms: PyWavelets as oracle, perfect reconstruction, gradients, errors."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wavelatent.errors import InputError
+from wavelatent.transforms import analysis_1d, analysis_2d, synthesis_1d, synthesis_2d
+
+
+def _packets_1d(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """PyWavelets oracle: ``[B, C, L]`` -> ``[B, C * 2**levels, L / 2**levels]``."""
+    pywt = pytest.importorskip("pywt")
+    paths = ["".join(p) for p in itertools.product("ad", repeat=levels)]
+    out = []
+    for signal in x.reshape(-1, x.shape[-1]).numpy():
+        packet = pywt.WaveletPacket(signal, "bior4.4", mode="periodization", maxlevel=levels)
+        out.extend(torch.from_numpy(packet[path].data) for path in paths)
+    return torch.stack(out).reshape(x.shape[0], -1, x.shape[-1] >> levels)
+
+
+def _packets_2d(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """PyWavelets oracle: ``[B, C, H, W]`` -> ``[B, C * 4**levels, H / 2**levels, W / 2**levels]``."""
+    pywt = pytest.importorskip("pywt")
+    paths = ["".join(p) for p in itertools.product("ahvd", repeat=levels)]
+    out = []
+    for image in x.reshape(-1, *x.shape[-2:]).numpy():
+        packet = pywt.WaveletPacket2D(image, "bior4.4", mode="periodization", maxlevel=levels)
+        out.extend(torch.from_numpy(packet[path].data) for path in paths)
+    return torch.stack(out).reshape(x.shape[0], -1, x.shape[-2] >> levels, x.shape[-1] >> levels)
+
+
+def _randn(*shape: int, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+# --------------------------------------------------------------------------- oracle
+@pytest.mark.parametrize(
+    ("shape", "levels"),
+    [
+        ((1, 1, 8), 1),
+        ((2, 3, 16), 2),
+        ((1, 5, 24), 3),
+        ((3, 1, 64), 3),
+        ((2, 3, 8), 3),  # deepest bands have length 1: wrap exceeds the signal
+        ((1, 2, 64), 4),
+    ],
+)
+def test_analysis_1d_matches_pywavelets(shape: tuple[int, ...], levels: int) -> None:
+    x = _randn(*shape)
+    coeffs = analysis_1d(x, levels)
+    expected = _packets_1d(x, levels)
+    assert coeffs.shape == (shape[0], shape[1] * 2**levels, shape[2] // 2**levels)
+    torch.testing.assert_close(coeffs, expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("shape", "levels"),
+    [
+        ((1, 1, 8, 8), 1),
+        ((2, 3, 16, 24), 1),
+        ((1, 3, 32, 16), 2),
+        ((2, 5, 8, 24), 2),
+        ((1, 1, 24, 40), 3),
+        ((2, 3, 16, 8), 3),  # deepest bands 2 x 1: wrap exceeds the signal
+        ((1, 1, 32, 48), 4),
+    ],
+)
+def test_analysis_2d_matches_pywavelets(shape: tuple[int, ...], levels: int) -> None:
+    x = _randn(*shape)
+    coeffs = analysis_2d(x, levels)
+    expected = _packets_2d(x, levels)
+    factor = 2**levels
+    assert coeffs.shape == (shape[0], shape[1] * 4**levels, shape[2] // factor, shape[3] // factor)
+    torch.testing.assert_close(coeffs, expected, rtol=0, atol=1e-10)
+
+
+def test_synthesis_2d_matches_pywavelets_reconstruction() -> None:
+    pywt = pytest.importorskip("pywt")
+    x = _randn(1, 1, 16, 24)
+    packet = pywt.WaveletPacket2D(x[0, 0].numpy(), "bior4.4", mode="periodization", maxlevel=2)
+    packet.get_level(2)  # decompose the full tree
+    expected = torch.from_numpy(packet.reconstruct(update=False))
+    torch.testing.assert_close(synthesis_2d(analysis_2d(x, 2), 2)[0, 0], expected, rtol=0, atol=1e-10)
+
+
+def test_single_band_is_one_channel_of_the_expected_order() -> None:
+    """Band 1 of a 2D level-1 analysis is PyWavelets' ``h`` (cH) of the first channel."""
+    pywt = pytest.importorskip("pywt")
+    x = _randn(1, 2, 16, 16)
+    _, (c_h, c_v, _) = pywt.dwt2(x[0, 1].numpy(), "bior4.4", mode="periodization")
+    coeffs = analysis_2d(x, 1)
+    torch.testing.assert_close(coeffs[0, 4 + 1], torch.from_numpy(c_h), rtol=0, atol=1e-10)
+    torch.testing.assert_close(coeffs[0, 4 + 2], torch.from_numpy(c_v), rtol=0, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- reconstruction
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("levels", [0, 1, 2, 3, 4])
+def test_perfect_reconstruction_1d(dtype: torch.dtype, levels: int) -> None:
+    x = _randn(2, 3, 48 * 16, dtype=dtype)
+    x_hat = synthesis_1d(analysis_1d(x, levels), levels)
+    assert x_hat.shape == x.shape and x_hat.dtype == dtype
+    assert (x_hat - x).abs().max().item() < (1e-10 if dtype == torch.float64 else 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("levels", [0, 1, 2, 3, 4])
+def test_perfect_reconstruction_2d(dtype: torch.dtype, levels: int) -> None:
+    x = _randn(2, 3, 64, 48, dtype=dtype)
+    x_hat = synthesis_2d(analysis_2d(x, levels), levels)
+    assert x_hat.shape == x.shape and x_hat.dtype == dtype
+    assert (x_hat - x).abs().max().item() < (1e-10 if dtype == torch.float64 else 1e-5)
+
+
+def test_synthesis_inverts_analysis_from_the_coefficient_side() -> None:
+    coeffs = _randn(2, 3 * 16, 4, 6)
+    torch.testing.assert_close(analysis_2d(synthesis_2d(coeffs, 2), 2), coeffs, rtol=0, atol=1e-10)
+
+
+def test_levels_zero_is_identity() -> None:
+    x = _randn(2, 3, 5, 7)
+    assert torch.equal(analysis_2d(x, 0), x) and torch.equal(synthesis_2d(x, 0), x)
+    assert torch.equal(analysis_1d(x[:, :, 0], 0), x[:, :, 0])
+    assert torch.equal(synthesis_1d(x[:, :, 0], 0), x[:, :, 0])
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    channels=st.integers(1, 4),
+    levels=st.integers(0, 3),
+    height=st.integers(1, 5),
+    width=st.integers(1, 5),
+    double=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_perfect_reconstruction_2d_random_shapes(
+    batch: int, channels: int, levels: int, height: int, width: int, double: bool, seed: int
+) -> None:
+    dtype = torch.float64 if double else torch.float32
+    x = _randn(batch, channels, height * 2**levels, width * 2**levels, dtype=dtype, seed=seed)
+    coeffs = analysis_2d(x, levels)
+    assert coeffs.shape == (batch, channels * 4**levels, height, width)
+    x_hat = synthesis_2d(coeffs, levels)
+    assert (x_hat - x).abs().max().item() < (1e-10 if double else 1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    batch=st.integers(1, 2),
+    channels=st.integers(1, 4),
+    levels=st.integers(0, 4),
+    length=st.integers(1, 9),
+    double=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_perfect_reconstruction_1d_random_shapes(
+    batch: int, channels: int, levels: int, length: int, double: bool, seed: int
+) -> None:
+    dtype = torch.float64 if double else torch.float32
+    x = _randn(batch, channels, length * 2**levels, dtype=dtype, seed=seed)
+    coeffs = analysis_1d(x, levels)
+    assert coeffs.shape == (batch, channels * 2**levels, length)
+    x_hat = synthesis_1d(coeffs, levels)
+    assert (x_hat - x).abs().max().item() < (1e-10 if double else 1e-5)
+
+
+def test_linearity_and_near_energy_preservation() -> None:
+    x, y = _randn(1, 2, 32, 32, seed=1), _randn(1, 2, 32, 32, seed=2)
+    torch.testing.assert_close(
+        analysis_2d(2 * x - y, 2), 2 * analysis_2d(x, 2) - analysis_2d(y, 2), rtol=0, atol=1e-10
+    )
+    ratio = analysis_2d(x, 2).square().sum() / x.square().sum()
+    assert 0.8 < ratio.item() < 1.25  # biorthogonal, close to orthogonal
+
+
+# --------------------------------------------------------------------------- autograd
+@pytest.mark.parametrize("levels", [1, 2])
+def test_gradcheck_1d(levels: int) -> None:
+    x = _randn(2, 1, 8).requires_grad_()
+    coeffs = _randn(2, 2**levels, 8 >> levels, seed=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: analysis_1d(t, levels), (x,))
+    assert torch.autograd.gradcheck(lambda t: synthesis_1d(t, levels), (coeffs,))
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_gradcheck_2d(levels: int) -> None:
+    x = _randn(1, 1, 4, 8).requires_grad_()
+    coeffs = _randn(1, 4**levels, 4 >> levels, 8 >> levels, seed=1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: analysis_2d(t, levels), (x,))
+    assert torch.autograd.gradcheck(lambda t: synthesis_2d(t, levels), (coeffs,))
+
+
+def test_float32_in_float32_out_and_gradient_flows() -> None:
+    x = _randn(1, 3, 16, 16, dtype=torch.float32).requires_grad_()
+    coeffs = analysis_2d(x, 2)
+    assert coeffs.dtype == torch.float32
+    synthesis_2d(coeffs, 2).square().sum().backward()
+    assert x.grad is not None and torch.allclose(x.grad, 2 * x.detach(), atol=1e-4)
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("function", "x", "levels", "match"),
+    [
+        (analysis_1d, torch.zeros(2, 16), 1, "shape"),
+        (analysis_1d, torch.zeros(1, 1, 2, 16), 1, "shape"),
+        (analysis_1d, torch.zeros(1, 1, 12), 3, "divisible"),
+        (analysis_1d, torch.zeros(1, 1, 16), -1, ">= 0"),
+        (analysis_1d, torch.zeros(1, 1, 16, dtype=torch.int64), 1, "floating"),
+        (synthesis_1d, torch.zeros(1, 16), 1, "shape"),
+        (synthesis_1d, torch.zeros(1, 3, 4), 1, "divisible"),
+        (synthesis_1d, torch.zeros(1, 4, 4), -2, ">= 0"),
+        (analysis_2d, torch.zeros(1, 16, 16), 1, "shape"),
+        (analysis_2d, torch.zeros(1, 1, 1, 16, 16), 1, "shape"),
+        (analysis_2d, torch.zeros(1, 1, 16, 12), 3, "divisible"),
+        (analysis_2d, torch.zeros(1, 1, 12, 16), 3, "divisible"),
+        (analysis_2d, torch.zeros(1, 1, 16, 16), -1, ">= 0"),
+        (analysis_2d, torch.zeros(1, 1, 16, 16), 1.0, "int"),
+        (synthesis_2d, torch.zeros(1, 4, 4), 1, "shape"),
+        (synthesis_2d, torch.zeros(1, 8, 4, 4), 2, "divisible"),
+        (synthesis_2d, torch.zeros(1, 4, 4, 4), -1, ">= 0"),
+    ],
+)
+def test_input_errors(function, x: torch.Tensor, levels, match: str) -> None:  # noqa: ANN001
+    with pytest.raises(InputError, match=match):
+        function(x, levels)
