@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-pca-init", dest="pca_init", action="store_false", help="random instead of PCA init")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this long")
+    t.add_argument("--stop-at", type=int, default=None, help="stop with a checkpoint at this step (resume later)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--no-progress", dest="progress", action="store_false")
 

@@ -24,6 +24,9 @@ from ..registry import get_config
 from .checkpoint import load_checkpoint, save_checkpoint
 
 
+PRIOR_LR_SCALE = 10.0
+
+
 @dataclass
 class TrainOptions:
     """Options of one training run (stored in its checkpoints)."""
@@ -49,6 +52,7 @@ class TrainOptions:
     val_every: int = 1000
     checkpoint_minutes: float = 5.0
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time; resume later
+    stop_at: int | None = None  # stop (with a checkpoint) at this step; the schedule still spans `steps`
     threads: int | None = None
     device: str = "auto"
     progress: bool = True
@@ -108,6 +112,15 @@ def pca_init(codec: WaveletCodec, x: torch.Tensor, scale: float = 4.0) -> None:
     skip = codec.decoder.skip
     skip.weight.copy_((u / scale).float().view(skip.weight.shape))
     skip.bias.copy_(mean.flatten().float())
+    # prior: each channel's mixture starts at the latents' own mean and spread
+    y = codec.encode(x).transpose(0, 1).reshape(codec.config.latent_channels, -1)
+    prior = codec.prior
+    k = prior.means.shape[1]
+    spread = torch.linspace(-1.0, 1.0, k) if k > 1 else torch.zeros(1)
+    std = y.std(1, keepdim=True).clamp_min(0.5)
+    prior.means.copy_(y.mean(1, keepdim=True) + 0.5 * std * spread)
+    prior.log_scales.copy_((std * math.sqrt(3) / math.pi).log().expand_as(prior.log_scales))
+    prior.logits.zero_()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -191,11 +204,17 @@ def train(o: TrainOptions) -> Path:
     if ema is not None:
         ema.to(device).eval().requires_grad_(False)
 
-    decay = [p for n, p in codec.named_parameters() if p.dim() > 1 and not n.startswith("prior.")]
-    no_decay = [p for n, p in codec.named_parameters() if not (p.dim() > 1 and not n.startswith("prior."))]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=o.lr
-    )
+    named = list(codec.named_parameters())
+    decay = [p for n, p in named if p.dim() > 1 and not n.startswith("prior.")]
+    no_decay = [p for n, p in named if p.dim() <= 1 and not n.startswith("prior.")]
+    prior = [p for n, p in named if n.startswith("prior.")]
+    # the prior has few parameters that must follow the latents closely: a larger step size
+    groups = [
+        {"params": decay, "weight_decay": o.weight_decay, "lr_scale": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
+        {"params": prior, "weight_decay": 0.0, "lr_scale": PRIOR_LR_SCALE},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=o.lr)
     if opt_state is not None:
         optimizer.load_state_dict(opt_state)
     model = codec
@@ -227,7 +246,7 @@ def train(o: TrainOptions) -> Path:
                mininterval=1.0 if sys.stderr.isatty() else 30.0, desc=config.name)
     step = start
     try:
-        while step < o.steps:
+        while step < min(o.steps, o.stop_at or o.steps):
             x, g = batcher.batch(step)
             B = x.shape[0]
             u = torch.rand(B, generator=g)
@@ -238,7 +257,7 @@ def train(o: TrainOptions) -> Path:
             x, qstep, noise = x[shard].to(device), qstep[shard].to(device), noise[shard].to(device)
 
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, o)
+                group["lr"] = _lr_at(step, o) * group["lr_scale"]
             x_hat, bits = model(x, qstep, noise)
             mse = F.mse_loss(x_hat, x)
             bpp = bits.sum() / (x.shape[0] * pixels)
