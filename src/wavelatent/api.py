@@ -12,9 +12,10 @@ import torch
 from . import container
 from .codec import WaveletCodec
 from .entropy import rans
-from .errors import HeaderError, InputError, LimitError, WeightsMismatchError
+from .errors import HeaderError, InputError, LimitError, PresetError, WeightsMismatchError
 from .io.images import DEFAULT_MAX_PIXELS, image_to_array, to_tensor, to_uint8
 from .models import load_codec
+from .registry import list_presets
 
 DEFAULT_PRESET = "image-rgb-16x"
 _COLOR_CHANNELS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
@@ -47,18 +48,25 @@ def _sha(codec: WaveletCodec) -> str:
 
 def compress(
     image,
-    preset: str | os.PathLike | WaveletCodec | None = DEFAULT_PRESET,
+    preset: str | os.PathLike | WaveletCodec | None = None,
     quality: int | None = None,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> bytes:
     """Compress an image to .wlt bytes.
 
-    ``image``: uint8 array ``[H, W]`` or ``[H, W, C]`` (C = 1..4) or a PIL image. ``preset``: a
-    preset name, a weights file, a loaded codec, or None for the default of the image's mode.
+    ``image``: uint8 array ``[H, W]`` or ``[H, W, C]`` (C = 1..4) or a PIL image; or an N-channel
+    / 16-bit / float array ``[H, W, N]`` (coded by :mod:`wavelatent.multiband` with a 1-channel preset).
+    ``preset``: a preset name, a weights file, a loaded codec, or None: ``image-rgb-16x`` for colour,
+    ``image-gray-16x`` for grayscale (when it ships) and multi-band arrays.
     ``quality``: 1 (smallest) .. the preset's number of qualities; None = preset default.
     Alpha channels are kept losslessly (zlib) beside the lossy colour channels.
     """
+    bands = _multiband_array(image)
+    if bands is not None:
+        from .multiband import compress_bands
+
+        return compress_bands(bands, _resolve(preset or "image-gray-16x"), quality, max_pixels=max_pixels)
     arr, mode = image_to_array(image, max_pixels=max_pixels)
     codec = _resolve(preset if preset is not None else choose_preset(mode))
     cfg = codec.config
@@ -99,6 +107,21 @@ def compress(
     return container.pack(header, streams)
 
 
+def _multiband_array(image) -> np.ndarray | None:
+    """The array if ``image`` needs the multi-band path (not 8-bit, or more than 4 channels)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 and image.dtype.name in ("uint16", "float32", "float64"):
+            return image
+        if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] > 4:
+            return image
+        return None
+    from PIL import Image
+
+    if isinstance(image, Image.Image) and image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(image).astype(np.uint16)
+    return None
+
+
 def _version() -> str:
     from . import __version__
 
@@ -121,7 +144,8 @@ def read_info(data: bytes, *, limits: container.Limits = container.DEFAULT_LIMIT
         h, w = header.get("height"), header.get("width")
         if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
             info["bpp"] = 8 * len(data) / (h * w)
-            info["compression_ratio"] = (h * w * _COLOR_CHANNELS.get(header.get("mode"), 3)) / len(data)
+            mode = header.get("mode")
+            info["compression_ratio"] = (h * w * _COLOR_CHANNELS.get(mode if isinstance(mode, str) else "", 3)) / len(data)
     return info
 
 
@@ -140,23 +164,20 @@ def decompress(
     c = container.unpack(data, limits=limits)
     header = c.header
     modality = header.get("modality")
-    if modality != "image":
-        raise HeaderError(f"this build decodes image files; the file's modality is {modality!r}")
+    if modality not in ("image", "multiband"):
+        raise HeaderError(f"this build decodes image and multi-band files; the file's modality is {modality!r:.40}")
     H = _field(header, "height", int, lambda v: v >= 1)
     W = _field(header, "width", int, lambda v: v >= 1)
     if H * W > max_pixels:
         raise LimitError(f"image of {W}x{H} pixels exceeds the limit of {max_pixels} pixels")
+    model = _checked_codec(header, codec)
+    if modality == "multiband":
+        from .multiband import decompress_bands
+
+        return decompress_bands(header, c.streams, model, max_pixels=max_pixels)
+    cfg = model.config
     mode = _field(header, "mode", str, lambda v: v in _COLOR_CHANNELS)
     _field(header, "bit_depth", int, lambda v: v == 8)
-    preset = _field(header, "preset", str)
-    sha = _field(header, "weights_sha256", str)
-    model = _resolve(codec if codec is not None else preset)
-    cfg = model.config
-    if _sha(model) != sha:
-        raise WeightsMismatchError(
-            f"the file was written with weights {sha[:12]}… of preset {preset!r}; the decoder has "
-            f"{_sha(model)[:12]}… ({cfg.name}); pass the weights it was written with"
-        )
     quality = _field(header, "quality", int, lambda v: 1 <= v <= cfg.qualities)
     expected = [cfg.latent_channels, *model.latent_size((H, W))]
     if header.get("latent_shape") != expected or header.get("coded_channels") != cfg.channels:
@@ -179,6 +200,21 @@ def decompress(
         alpha = _inflate(c.streams["alpha"], H * W).reshape(H, W, 1)
         out = np.concatenate([out, alpha], axis=2)
     return out[:, :, 0] if out.shape[2] == 1 else out
+
+
+def _checked_codec(header: dict, codec) -> WaveletCodec:
+    """The codec to decode a file with: given or named by the header, its weights hash checked."""
+    preset = _field(header, "preset", str)
+    sha = _field(header, "weights_sha256", str)
+    if codec is None and preset not in list_presets():  # never open a path named by the file
+        raise PresetError(f"the file names preset {preset!r:.80}, which this build does not have; pass its weights")
+    model = _resolve(codec if codec is not None else preset)
+    if _sha(model) != sha:
+        raise WeightsMismatchError(
+            f"the file was written with weights {sha[:12]}… of preset {preset!r:.80}; the decoder has "
+            f"{_sha(model)[:12]}… ({model.config.name}); pass the weights it was written with"
+        )
+    return model
 
 
 def _inflate(data: bytes, size: int) -> np.ndarray:

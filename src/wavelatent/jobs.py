@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .errors import InputError, OutputExistsError, WavelatentError
+from .errors import InputError, OutputError, OutputExistsError, WavelatentError
 
 WLT_SUFFIX = ".wlt"
 
@@ -33,12 +33,15 @@ def compress_file(
 ) -> FileResult:
     """Image file (or ``-``) -> .wlt file (or ``-``)."""
     from .api import compress, read_info
-    from .io import atomic_write_bytes, read_image, read_input_bytes
+    from .io import atomic_write_bytes, read_input_bytes
+    from .io.arrays import read_any
 
+    if str(dst) != "-" and Path(dst).is_dir():
+        raise OutputError(f"{dst} is a directory")
     if str(dst) != "-" and Path(dst).exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
     t0 = time.perf_counter()
-    arr, _ = read_image(read_input_bytes(src) if str(src) == "-" else src)
+    arr = read_any(read_input_bytes(src) if str(src) == "-" else src)
     data = compress(arr, preset, quality)
     seconds = time.perf_counter() - t0
     atomic_write_bytes(dst, data, force=force)
@@ -52,23 +55,28 @@ def decompress_file(
 ) -> FileResult:
     """.wlt file (or ``-``) -> PNG (or other lossless image) file (or ``-``)."""
     from .api import decompress, read_info
-    from .io import read_image, read_input_bytes, save_image
+    from .io import read_input_bytes
+    from .io.arrays import read_any, save_any
 
+    if str(dst) != "-" and Path(dst).is_dir():
+        raise OutputError(f"{dst} is a directory")
     if str(dst) != "-" and Path(dst).exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
     data = read_input_bytes(src)
     t0 = time.perf_counter()
     out = decompress(data, weights)
     seconds = time.perf_counter() - t0
-    save_image(out, dst, force=force)
+    save_any(out, dst, force=force)
     info = read_info(data)
     info["seconds"] = seconds
     if reference is not None:
-        ref, _ = read_image(reference)
+        ref = read_any(reference)
+        ref = ref if ref.ndim == 3 else ref[:, :, None]
         got = out if out.ndim == 3 else out[:, :, None]
         if ref.shape != got.shape:
             raise InputError(f"reference {reference} is {ref.shape}, the decoded image is {got.shape}")
-        info["psnr"] = psnr(ref, got)
+        peak = {"uint8": 255.0, "uint16": 65535.0}.get(ref.dtype.name, float(ref.max() - ref.min()) or 1.0)
+        info["psnr"] = psnr(ref, got, peak)
     return FileResult(str(src), str(dst), info=info)
 
 

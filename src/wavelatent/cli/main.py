@@ -145,7 +145,7 @@ def cmd_compress(a) -> int:
     if a.input != "-" and os.path.isdir(a.input):
         if not a.output:
             raise _usage("compressing a folder needs -o OUTPUT_FOLDER")
-        pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES, WLT_SUFFIX)
+        pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES + (".npy",), WLT_SUFFIX)
         results = run_tree(pairs, lambda s, d: compress_file(s, d, preset=preset, quality=a.quality, force=a.force),
                            force=a.force, progress=not a.quiet)
         return _finish_batch(results, a.quiet)
