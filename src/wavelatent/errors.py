@@ -62,5 +62,9 @@ class UnsupportedInputError(InputError):
     """A readable input of a kind that is not supported (e.g. 16-bit images)."""
 
 
-class OutputExistsError(WavelatentError):
+class OutputError(WavelatentError):
+    """An output cannot be written (a directory in the way, disk full, no permission)."""
+
+
+class OutputExistsError(OutputError):
     """The output exists and overwriting was not allowed (use --force)."""

@@ -1,12 +1,13 @@
 """Byte-level file helpers: atomic writes, bounded reads."""
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError, OutputError, OutputExistsError
 
 MAX_INPUT_BYTES = 1 << 32
 
@@ -40,15 +41,17 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = Fa
         sys.stdout.buffer.flush()
         return
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a directory")
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists; use --force to overwrite")
-    if path.is_dir():
-        raise OutputExistsError(f"{path} is a directory")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):  # left by a killed writer
+            stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as e:
-        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -61,5 +64,5 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = Fa
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
         raise
