@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .evaluate import add_parsers as _add_evaluate_parsers
+
 EPILOG = """examples:
   wavelatent compress photo.png -o photo.wlt            # default preset for the image's mode
   wavelatent decompress photo.wlt -o photo_hat.png --reference photo.png
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="output .safetensors")
     e.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw weights, not the EMA")
     e.add_argument("-f", "--force", action="store_true")
+    COMMANDS.update(_add_evaluate_parsers(sub))
     return p
 
 

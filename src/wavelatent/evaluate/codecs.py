@@ -69,7 +69,8 @@ class PillowCodec:
 
         _register_plugin(self.format)
         buf = io.BytesIO()
-        Image.fromarray(np.ascontiguousarray(img)).save(buf, format=self.format, quality=int(param), **dict(self.options))
+        image = Image.fromarray(np.ascontiguousarray(img))
+        image.save(buf, format=self.format, quality=int(param), **dict(self.options))
         return buf.getvalue()
 
     def decompress(self, data: bytes) -> np.ndarray:
@@ -116,21 +117,23 @@ def _library_version(name: str) -> str:
     import PIL
     from PIL import features
 
-    lib = {"jpeg": "jpg", "webp": "webp", "avif": "avif"}.get(name)
+    lib = {"jpeg": "libjpeg_turbo", "webp": "libwebp", "avif": "libavif"}.get(name)
     version = None
     if lib is not None:
         try:
-            version = features.version(lib)
+            version = features.version(lib.removeprefix("lib") if name != "jpeg" else lib)
+            if version is None and name == "jpeg":
+                lib, version = "libjpeg", features.version("jpg")
         except Exception:
             version = None
     if name == "jxl":
         try:
             from importlib.metadata import version as dist_version
 
-            version = "pillow-jxl-plugin " + dist_version("pillow-jxl-plugin")
+            lib, version = "pillow-jxl-plugin", dist_version("pillow-jxl-plugin")
         except Exception:
             version = None
-    return f"Pillow {PIL.__version__}" + (f", {lib or 'lib'} {version}" if version else "")
+    return f"Pillow {PIL.__version__}" + (f", {lib} {version}" if version else "")
 
 
 def make_baseline(name: str, qualities: tuple[int, ...] | None = None) -> PillowCodec:
@@ -273,7 +276,8 @@ def load_wavelatent_codecs(
         cfg = get_config(p)  # unknown -> PresetError
         if cfg.modality != "image" or cfg.channels != 3:
             if log is not None and (not implicit or cfg.modality == "image"):
-                log(f"skipping preset {p}: it codes {cfg.channels}-channel {cfg.modality}; evaluation compares RGB images")
+                log(f"skipping preset {p}: it codes {cfg.channels}-channel {cfg.modality}; "
+                    "evaluation compares RGB images")
             continue
         try:
             out.append(WavelatentCodec(p))

@@ -6,6 +6,8 @@ float64 (float32 for MS-SSIM), on the [0, 255] scale, without rounding intermedi
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
@@ -15,6 +17,24 @@ from ..errors import InputError
 BT601 = (0.299, 0.587, 0.114)
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, as in pytorch_msssim
 MS_SSIM_WIN = 11
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` torch intra-op threads, then restore the previous count.
+
+    Metrics run single-threaded: MS-SSIM's small convolutions gain nothing from threads, and on a
+    busy machine oversubscribed OpenMP threads make them tens of times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if before != n:
+            torch.set_num_threads(before)
 
 
 def _check(a: np.ndarray, b: np.ndarray) -> None:
@@ -64,7 +84,7 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     Images whose short side is over 160 px get the standard 5 scales (``pytorch_msssim.ms_ssim``).
     Smaller ones use as many scales as fit, with the first weights renormalised to sum to 1 (not
     comparable with published 5-scale numbers; the scale count is reported with every value).
-    Images of 10 px or less on a side give ``(nan, 0)``.
+    Images of 10 px or less on a side give ``(nan, 0)``. Runs on one torch thread.
     """
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim
@@ -76,9 +96,9 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
 
     def t(x: np.ndarray) -> torch.Tensor:
         x = x if x.ndim == 3 else x[:, :, None]
-        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+        return torch.from_numpy(np.array(x, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0)
 
-    with torch.inference_mode():
+    with torch.inference_mode(), torch_threads(1):
         x, y = t(a), t(b)
         if scales == len(MS_SSIM_WEIGHTS):
             return float(_ms_ssim(x, y, data_range=255, size_average=True)), scales
@@ -92,7 +112,8 @@ def _ms_ssim_fewer(x, y, scales: int) -> float:
     from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 
     weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=x.dtype)
-    weights = weights / weights.sum()
+    if scales < len(MS_SSIM_WEIGHTS):  # the published 5 weights sum to 1.0001: keep them as they are
+        weights = weights / weights.sum()
     win = _fspecial_gauss_1d(MS_SSIM_WIN, 1.5).repeat([x.shape[1], 1, 1, 1])
     mcs = []
     for i in range(scales):
