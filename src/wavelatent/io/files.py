@@ -31,6 +31,12 @@ def read_input_bytes(path: str | os.PathLike, *, limit: int = MAX_INPUT_BYTES) -
     return data
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> None:
     """Write ``data`` to ``path`` via a temporary file and rename (``-`` writes stdout).
 
@@ -50,6 +56,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = Fa
         for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):  # left by a killed writer
             stale.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give outputs the usual mode
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:

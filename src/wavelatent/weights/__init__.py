@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,20 +58,10 @@ def save_weights(codec: torch.nn.Module, path: str | os.PathLike, *, extra: dict
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Replace ``path`` atomically (temporary file, fsync, rename)."""
+    from ..io.files import atomic_write_bytes
+
+    atomic_write_bytes(path, data, force=True)
 
 
 def read_metadata(data: bytes) -> dict[str, str]:
@@ -118,6 +107,8 @@ def deserialize(data: bytes, *, source: str = "<bytes>"):
 def load_weights(path: str | os.PathLike):
     """Load a codec from a ``.safetensors`` weights file."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise WeightsError(f"{path}: not a regular file")
     try:
         size = path.stat().st_size
         if size > MAX_WEIGHTS_BYTES:

@@ -1,0 +1,740 @@
+"""Reliability (issue 7, images): hostile files, corruption, determinism, interrupted jobs, bad input.
+
+Every input must end in a result or a :class:`wavelatent.WavelatentError` subclass -- no other
+exception, no hang, no allocation sized by an unchecked header field. The codec is the committed
+fixture ``tests/data/test-image.safetensors`` (``create_codec("test-image", seed=0)``), so hashes
+are the same on every machine. Error types and messages are catalogued in ``docs/errors.md``.
+"""
+from __future__ import annotations
+
+import ast
+import errno
+import hashlib
+import io
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import wavelatent as wl
+from wavelatent import container
+from wavelatent.cli import main
+from wavelatent.errors import (
+    ContainerError,
+    HeaderError,
+    LimitError,
+    OutputError,
+    PresetError,
+    UnsupportedInputError,
+    WavelatentError,
+    WeightsMismatchError,
+)
+
+from .conftest import smooth_image
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "tests" / "data" / "test-image.safetensors"
+GOLDEN = ROOT / "tests" / "golden"
+WEIGHTS_SHA256 = "650a8fa53e90a1f50eba01f5bfc562bb3c4b11d1e56c2295174a8c6b60718f7e"
+FUZZ_MAX_PIXELS = 1 << 16  # a header may claim up to this; see test_max_pixels_bounds_decoding_work
+SECONDS_PER_INPUT = 2.0
+
+FUZZ = settings(
+    deadline=2000,
+    derandomize=True,  # the same examples on every run and machine
+    database=None,  # no .hypothesis/ in the repository tree
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # tiny tensors: threads only add contention on a loaded machine
+    yield
+
+
+@pytest.fixture(scope="module")
+def codec():
+    c = wl.load_codec(WEIGHTS)
+    assert c.weights_sha256 == WEIGHTS_SHA256, "tests/data/test-image.safetensors changed"
+    return c
+
+
+@pytest.fixture(scope="module")
+def gray_codec():
+    """A 1-channel codec for multi-band files (hashes need not be stable here)."""
+    from wavelatent.models import create_codec
+
+    return create_codec("test-gray", seed=0)
+
+
+@pytest.fixture(scope="module")
+def samples(codec, gray_codec) -> dict[str, bytes]:
+    """Small valid files of every image mode, and a multi-band file (each < 1 kB)."""
+    rgb = smooth_image(8, 12, 4, seed=3)
+    gray = smooth_image(8, 8, 2, seed=4)
+    bands = (smooth_image(8, 8, 5, seed=5).astype(np.uint16) * 257)
+    out = {
+        "RGB": wl.compress(rgb[:, :, :3], codec, 1),
+        "RGBA": wl.compress(rgb, codec, 2),
+        "L": wl.compress(gray[:, :, 0], codec, 1),
+        "LA": wl.compress(gray, codec, 3),
+        "BANDS": wl.compress(bands, gray_codec, 1),
+    }
+    assert all(len(d) < 1024 for d in out.values())
+    return out
+
+
+@pytest.fixture(scope="module")
+def codec_for(codec, gray_codec):
+    return lambda sample: gray_codec if sample == "BANDS" else codec
+
+
+def edit(data: bytes, streams: dict | None = None, **fields) -> bytes:
+    """Change header fields (``...`` deletes one) and/or the streams; the CRC stays valid."""
+    c = container.unpack(data)
+    header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version")}
+    for key, value in fields.items():
+        if value is ...:
+            header.pop(key, None)
+        else:
+            header[key] = value
+    return container.pack(header, c.streams if streams is None else streams)
+
+
+def fix_crc(data: bytes) -> bytes:
+    body = bytes(data[:-4])
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def outcome(data: bytes, codec, *, max_pixels: int = FUZZ_MAX_PIXELS) -> list:
+    """Feed ``data`` to read_info and decompress (given weights and by preset name).
+
+    Returns what each call returned or raised; anything but a WavelatentError, a call slower than
+    SECONDS_PER_INPUT, or a result that contradicts the header fails the test.
+    """
+    results = []
+    calls = [
+        ("read_info", lambda: wl.read_info(data)),
+        ("decompress", lambda: wl.decompress(data, codec, max_pixels=max_pixels)),
+        ("decompress-by-preset", lambda: wl.decompress(data, max_pixels=max_pixels)),
+    ]
+    for name, call in calls:
+        t0 = time.perf_counter()
+        try:
+            result = call()
+        except WavelatentError as e:
+            result = e
+            assert str(e), f"{name}: {type(e).__name__} without a message"
+        except BaseException as e:  # noqa: BLE001 - the point of the test
+            pytest.fail(f"{name} raised {type(e).__name__}: {e!r:.300} for input {data[:120]!r}...")
+        seconds = time.perf_counter() - t0
+        assert seconds < SECONDS_PER_INPUT, f"{name} took {seconds:.2f} s"
+        if isinstance(result, np.ndarray):
+            header = container.read_header(data)
+            if header["modality"] == "multiband":
+                assert result.shape == (header["height"], header["width"], header["bands"])
+                assert result.dtype.name == header["dtype"]
+            else:
+                assert result.dtype == np.uint8 and result.shape[:2] == (header["height"], header["width"])
+                assert result.ndim == (2 if header["mode"] == "L" else 3)
+        results.append(result)
+    return results
+
+
+# --- 1. fuzzing -------------------------------------------------------------------
+MODES = ["RGB", "RGBA", "L", "LA", "BANDS"]
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.data())
+def test_fuzz_raw_bytes(codec_for, samples, data):
+    """Bit flips, truncations, insertions and overwrites, with and without a recomputed CRC."""
+    sample = data.draw(st.sampled_from(MODES), "sample")
+    buf = bytearray(samples[sample])
+    for _ in range(data.draw(st.integers(1, 3), "edits")):
+        op = data.draw(st.sampled_from(["flip", "truncate", "insert", "overwrite", "delete"]), "op")
+        pos = data.draw(st.integers(0, max(len(buf) - 1, 0)), "pos")
+        if op == "flip" and buf:
+            buf[pos] ^= 1 << data.draw(st.integers(0, 7))
+        elif op == "truncate":
+            del buf[pos:]
+        elif op == "insert":
+            buf[pos:pos] = data.draw(st.binary(min_size=1, max_size=16))
+        elif op == "overwrite":
+            chunk = data.draw(st.binary(min_size=1, max_size=8))
+            buf[pos : pos + len(chunk)] = chunk
+        elif op == "delete":
+            del buf[pos : pos + data.draw(st.integers(1, 16))]
+    if data.draw(st.booleans(), "fix_crc") and len(buf) >= 4:
+        buf = bytearray(fix_crc(bytes(buf)))
+    outcome(bytes(buf), codec_for(sample))
+
+
+HEADER_KEYS = [
+    "modality", "preset", "preset_version", "weights_sha256", "height", "width", "mode", "bit_depth",
+    "coded_channels", "padded", "latent_shape", "quality", "wavelatent_version", "bands", "dtype", "transform",
+]
+HOSTILE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.sampled_from([0, -1, 1, 2, 3, 4, 6, 8, 12, 65, 100_000, 2**31, 2**63, -(2**63), 10**40]),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(["RGB", "RGBA", "L", "LA", "CMYK", "P", "I;16", "image", "audio", "test-image", "test-gray",
+                     "image-rgb-16x", "no-such-preset", "/dev/null", "../../etc/passwd", "x.safetensors", "",
+                     "multiband", "uint8", "uint16", "float32", "float64", "object", "klt"]),
+    st.lists(st.integers(-3, 10**6), max_size=4),
+    st.lists(st.sampled_from([6, 2, 3, 4, 25_000]), min_size=3, max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@settings(FUZZ, max_examples=80)
+@given(st.data())
+def test_fuzz_header_fields(codec_for, samples, data):
+    """Header fields replaced by hostile values or deleted, the CRC recomputed."""
+    sample = data.draw(st.sampled_from(MODES), "sample")
+    base = samples[sample]
+    fields = {}
+    for _ in range(data.draw(st.integers(1, 3), "edits")):
+        key = data.draw(st.sampled_from(HEADER_KEYS) | st.text(min_size=1, max_size=6), "key")
+        if key in ("streams", "format_version"):
+            continue
+        fields[key] = data.draw(st.just(...) | HOSTILE, "value")
+    outcome(edit(base, **fields), codec_for(sample))
+
+
+@settings(FUZZ, max_examples=50)
+@given(st.data())
+def test_fuzz_streams(codec_for, samples, data):
+    """Streams dropped, added, replaced, reordered; alpha streams that inflate to the wrong size;
+    multi-band side information that is not finite or overflows."""
+    sample = data.draw(st.sampled_from(MODES), "sample")
+    base = samples[sample]
+    c = container.unpack(base)
+    streams = dict(c.streams)
+    pixels = c.header["height"] * c.header["width"]
+    for _ in range(data.draw(st.integers(1, 2), "edits")):
+        op = data.draw(st.sampled_from(["drop", "add", "latent", "alpha", "swap", "klt"]), "op")
+        if op == "drop" and streams:
+            streams.pop(data.draw(st.sampled_from(sorted(streams))))
+        elif op == "add":
+            streams[data.draw(st.sampled_from(["extra", "latent2", "ALPHA", ""]))] = data.draw(st.binary(max_size=16))
+        elif op == "latent":
+            n = data.draw(st.sampled_from([0, 1, 3, 4, 8, 64, len(streams.get("latent", b""))]))
+            streams["latent"] = data.draw(st.binary(min_size=n, max_size=n))
+        elif op == "alpha":
+            size = data.draw(st.sampled_from([0, 1, pixels - 1, pixels, pixels + 1, 1000 * pixels, 10**7]))
+            raw = bytes([data.draw(st.integers(0, 255))]) * size
+            streams["alpha"] = data.draw(st.sampled_from([zlib.compress(raw, 9), zlib.compress(raw, 9)[:-3], raw[:64]]))
+        elif op == "swap":
+            streams = dict(reversed(list(streams.items())))
+        elif op == "klt":
+            n = len(streams.get("klt", b"")) // 8 or 31
+            values = data.draw(st.sampled_from([np.nan, np.inf, 0.0, -1.0, 1e308, -1e308, 1e-308]))
+            side = np.full(n, values, "<f8")
+            side[data.draw(st.integers(0, n - 1))] = data.draw(st.floats(allow_nan=True))
+            streams["klt"] = side.tobytes()[: data.draw(st.sampled_from([8 * n, 8 * n - 1, 8]))]
+    with np.errstate(all="ignore"):  # overflowing side information may give garbage, not an exception
+        outcome(edit(base, streams), codec_for(sample))
+
+
+def _consistent(data: bytes, codec, h: int, w: int) -> bytes:
+    """A header that claims an h x w image, with every derived field made to agree."""
+    cfg = codec.config
+    return edit(data, height=h, width=w, latent_shape=[cfg.latent_channels, *codec.latent_size((h, w))],
+                padded=[-(-h // cfg.block) * cfg.block, -(-w // cfg.block) * cfg.block])
+
+
+def _streams(data: bytes, **change) -> dict:
+    streams = dict(container.unpack(data).streams)
+    for name, blob in change.items():
+        if blob is None:
+            streams.pop(name)
+        else:
+            streams[name] = blob
+    return streams
+
+
+# (sample, header edits or a function of the sample, expected error type of decompress with weights)
+HOSTILE_CASES = {
+    "huge-size": ("RGB", dict(height=100_000, width=100_000), LimitError),
+    "huge-size-consistent": ("RGB", lambda d, c: _consistent(d, c, 100_000, 100_000), LimitError),
+    "negative-height": ("RGB", dict(height=-8), HeaderError),
+    "zero-width": ("RGB", dict(width=0), HeaderError),
+    "float-width": ("RGB", dict(width=12.0), HeaderError),
+    "bool-height": ("RGB", dict(height=True), HeaderError),
+    "string-height": ("RGB", dict(height="8"), HeaderError),
+    "huge-int": ("RGB", dict(height=10**40), LimitError),
+    "latent-shape-lie": ("RGB", dict(latent_shape=[6, 200, 200]), HeaderError),
+    "latent-shape-wrong-type": ("RGB", dict(latent_shape="6x2x3"), HeaderError),
+    "size-lie-same-latent": ("RGB", dict(height=7), None),  # 7 rows need the same latent: a valid file
+    "unknown-quality": ("RGB", dict(quality=4), HeaderError),
+    "quality-zero": ("RGB", dict(quality=0), HeaderError),
+    "unknown-mode": ("RGB", dict(mode="CMYK"), HeaderError),
+    "mode-list": ("RGB", dict(mode=[1]), HeaderError),
+    "bit-depth-16": ("RGB", dict(bit_depth=16), HeaderError),
+    "modality-audio": ("RGB", dict(modality="audio"), HeaderError),
+    "no-modality": ("RGB", dict(modality=...), HeaderError),
+    "coded-channels-lie": ("RGB", dict(coded_channels=1), HeaderError),
+    "unknown-preset": ("RGB", dict(preset="no-such-preset"), None),  # the given weights decide
+    "other-weights": ("RGB", dict(weights_sha256="0" * 64), WeightsMismatchError),
+    "missing-latent": ("RGB", lambda d, c: edit(d, _streams(d, latent=None)), HeaderError),
+    "unknown-stream": ("RGB", lambda d, c: edit(d, _streams(d, extra=b"x")), HeaderError),
+    "missing-alpha": ("RGBA", lambda d, c: edit(d, _streams(d, alpha=None)), HeaderError),
+    "alpha-without-mode": ("RGB", lambda d, c: edit(d, _streams(d, alpha=zlib.compress(bytes(96)))), HeaderError),
+    "alpha-inflates-more": ("RGBA", lambda d, c: edit(d, _streams(d, alpha=zlib.compress(bytes(97)))), HeaderError),
+    "alpha-bomb": ("RGBA", lambda d, c: edit(d, _streams(d, alpha=zlib.compress(bytes(10**7), 9))), HeaderError),
+    "alpha-inflates-less": ("RGBA", lambda d, c: edit(d, _streams(d, alpha=zlib.compress(bytes(95)))), HeaderError),
+    "alpha-not-zlib": ("RGBA", lambda d, c: edit(d, _streams(d, alpha=b"\x00" * 96)), HeaderError),
+    "latent-garbage": ("RGB", lambda d, c: edit(d, _streams(d, latent=b"\xff\x01\x02")), WavelatentError),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CASES))
+def test_hostile_headers(codec, samples, case):
+    sample, change, expected = HOSTILE_CASES[case]
+    data = change(samples[sample], codec) if callable(change) else edit(samples[sample], **change)
+    info, decoded, by_preset = outcome(data, codec)
+    if expected is None:
+        assert isinstance(decoded, np.ndarray), decoded
+    else:
+        assert isinstance(decoded, expected), f"{type(decoded).__name__}: {decoded}"
+    assert isinstance(by_preset, WavelatentError)  # test-image ships no weights
+
+
+@pytest.mark.parametrize("preset", ["/dev/null", str(WEIGHTS), "../test-image.safetensors"])
+def test_preset_named_by_a_file_is_never_opened_as_a_path(samples, preset):
+    """Found by this suite: a header's preset was passed to load_codec, which opens paths, so a
+    file naming ``/dev/zero`` read until memory ran out. (Only harmless paths are tried here.)"""
+    with pytest.raises(PresetError, match="does not have"):
+        wl.decompress(edit(samples["RGB"], preset=preset))
+
+
+def test_huge_header_refused_without_allocating(codec, samples):
+    """A header claiming 100000 x 100000 pixels is refused before anything of that size exists.
+
+    tracemalloc sees Python and numpy allocations; torch tensors bypass it, so the decode is also
+    timed (allocating and filling 10**10 pixels would take far longer than the bound).
+    """
+    claims = [edit(samples["RGBA"], height=100_000, width=100_000), _consistent(samples["RGB"], codec, 100_000, 100_000)]
+    for data in claims:
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        try:
+            with pytest.raises(LimitError, match="exceeds the limit"):
+                wl.decompress(data, codec)
+            assert wl.read_info(data)["width"] == 100_000  # the header alone is fine to read
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 4 << 20, f"{peak} bytes allocated"
+        assert time.perf_counter() - t0 < 1.0
+
+
+def test_max_pixels_bounds_decoding_work(codec, samples):
+    """A tiny file may honestly describe a big image: rANS codes symbol 0 for free from the empty
+    state, so a short stream decodes to any number of trailing zeros. ``max_pixels`` is the bound."""
+    bomb = _consistent(samples["RGB"], codec, 2048, 2048)
+    assert len(bomb) < 1024
+    with pytest.raises(LimitError):
+        wl.decompress(bomb, codec, max_pixels=1 << 20)
+    small = _consistent(samples["RGB"], codec, 64, 64)
+    assert wl.decompress(small, codec).shape == (64, 64, 3)
+
+
+# --- 2. corruption ----------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_every_single_byte_change_is_detected(codec, samples, mode):
+    data = samples[mode]
+    assert len(data) < 1024
+    assert isinstance(wl.decompress(data, codec), np.ndarray)
+    for pos in range(len(data)):
+        for mask in (0x01, 0xFF):
+            bad = bytearray(data)
+            bad[pos] ^= mask
+            with pytest.raises(ContainerError):
+                wl.decompress(bytes(bad), codec)
+
+
+# --- 3. determinism ---------------------------------------------------------------
+def _md5_pixels(arr: np.ndarray) -> str:
+    return hashlib.md5(f"{tuple(arr.shape)}".encode() + arr.tobytes()).hexdigest()
+
+
+def _manifest() -> dict:
+    return json.loads((GOLDEN / "manifest.json").read_text())
+
+
+def _golden_input() -> np.ndarray:
+    return np.asarray(Image.open(GOLDEN / _manifest()["input"]).convert("RGB"))
+
+
+def test_golden_manifest_covers_every_shipped_preset():
+    from wavelatent.registry import list_presets
+    from wavelatent.weights import has_shipped_weights
+
+    manifest = _manifest()
+    assert _md5_pixels(_golden_input()) == manifest["md5_input"]
+    covered = {g["preset"] for g in manifest["goldens"]}
+    missing = [p for p in list_presets() if has_shipped_weights(p) and p not in covered]
+    assert not missing, f"presets {missing} ship weights but have no goldens: run python tests/golden/make_golden.py"
+
+
+@pytest.mark.parametrize("entry", _manifest()["goldens"], ids=lambda g: g["file"])
+def test_golden(entry):
+    preset, quality = entry["preset"], entry["quality"]
+    codec = wl.load_codec(preset if entry["weights"] == "shipped" else ROOT / entry["weights"])
+    rerun = "rerun `python tests/golden/make_golden.py`"
+    if codec.weights_sha256 != entry["weights_sha256"]:
+        pytest.fail(
+            f"the weights of {preset} changed (sha256 {codec.weights_sha256[:12]}…, goldens have "
+            f"{entry['weights_sha256'][:12]}…): bump the preset `version` in src/wavelatent/registry.py and {rerun}"
+        )
+    assert codec.config.version == entry["preset_version"], f"preset {preset} has a new version: {rerun}"
+    stored = (GOLDEN / entry["file"]).read_bytes()
+    assert hashlib.md5(stored).hexdigest() == entry["md5_wlt"]
+    # files written before still decode to the same pixels
+    assert _md5_pixels(wl.decompress(stored, codec)) == entry["md5_decoded"]
+    data = wl.compress(_golden_input(), codec, quality)
+    if hashlib.md5(data).hexdigest() != entry["md5_wlt"]:
+        header, old = container.read_header(data), container.read_header(stored)
+        changed = sorted(k for k in header.keys() | old.keys() if header.get(k) != old.get(k))
+        pytest.fail(f"{entry['file']}: compress writes other bytes than the golden (header fields that differ: "
+                    f"{changed or 'none; the latent stream differs'}); if intended, {rerun}")
+
+
+def test_same_bytes_with_one_or_two_threads(codec):
+    image = _golden_input()
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        data = wl.compress(image, codec, 3)
+        results.append((data, wl.decompress(data, codec).tobytes()))
+    assert results[0] == results[1]
+
+
+_SUBPROCESS = """
+import hashlib, json, sys
+import numpy as np, torch
+from PIL import Image
+torch.set_num_threads(int(sys.argv[1]))
+import wavelatent as wl
+codec = wl.load_codec(sys.argv[3])
+image = np.asarray(Image.open(sys.argv[2]).convert("RGB"))
+out = {}
+for q in range(1, codec.config.qualities + 1):
+    data = wl.compress(image, codec, q)
+    x = wl.decompress(data, codec)
+    out[q] = [hashlib.md5(data).hexdigest(), hashlib.md5(f"{tuple(x.shape)}".encode() + x.tobytes()).hexdigest()]
+print(json.dumps(out))
+"""
+
+
+def test_same_bytes_in_fresh_processes():
+    args = [str(GOLDEN / _manifest()["input"]), str(WEIGHTS)]
+    procs = [subprocess.Popen([sys.executable, "-c", _SUBPROCESS, threads, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for threads in ("1", "2")]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr
+        outs.append(json.loads(stdout))
+    assert outs[0] == outs[1]
+    expected = {str(g["quality"]): [g["md5_wlt"], g["md5_decoded"]] for g in _manifest()["goldens"]
+                if g["preset"] == "test-image"}
+    assert outs[0] == expected
+
+
+# --- 4. safe loading --------------------------------------------------------------
+def test_pickle_refusal_is_tested():
+    tree = ast.parse((ROOT / "tests" / "test_weights.py").read_text())
+    assert "test_pickle_is_refused" in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+
+
+def test_no_module_can_unpickle():
+    problems = []
+    for path in sorted((ROOT / "src" / "wavelatent").rglob("*.py")):
+        where = path.relative_to(ROOT)
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                names = []
+            for name in names:
+                if name.split(".")[0] in ("pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve"):
+                    problems.append(f"{where}:{node.lineno}: imports {name}")
+            if isinstance(node, ast.Call):
+                func = ast.unparse(node.func)
+                kwargs = {k.arg: k.value for k in node.keywords}
+                if func == "torch.load" or func.endswith("serialization.load"):
+                    flag = kwargs.get("weights_only")
+                    if not (isinstance(flag, ast.Constant) and flag.value is True):
+                        problems.append(f"{where}:{node.lineno}: {func} without weights_only=True")
+                flag = kwargs.get("allow_pickle")
+                if flag is not None and not (isinstance(flag, ast.Constant) and flag.value is False):
+                    problems.append(f"{where}:{node.lineno}: {func}(allow_pickle=...)")
+        text = path.read_text()
+        for m in re.finditer(r"\bpickle\.(loads?|Unpickler)\b|\btorch\.load\(|allow_pickle\s*=\s*True", text):
+            line = text.count("\n", 0, m.start()) + 1
+            if m.group(0).startswith("torch.load(") and "weights_only=True" in text[m.start() : m.start() + 300]:
+                continue
+            problems.append(f"{where}:{line}: {m.group(0)}")
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+# --- 5. batch jobs lose nothing ---------------------------------------------------
+def _wlt_files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*.wlt"))
+
+
+def _temp_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".part")]
+
+
+def test_killed_batch_resumes(tmp_path, capsys):
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    n = 30
+    for i in range(n):
+        Image.fromarray(smooth_image(48, 64, seed=i)).save(src / ("sub" if i % 3 == 0 else "") / f"img{i:02d}.png")
+    cmd = [sys.executable, "-m", "wavelatent", "--threads", "1", "compress", str(src), "-o", str(out),
+           "-w", str(WEIGHTS), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while len(_wlt_files(out)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, f"the batch ended before it was killed: {proc.stderr.read()!r}"
+    proc.stderr.close()
+    done = {p: p.read_bytes() for p in _wlt_files(out)}
+    assert 1 <= len(done) < n
+    for data in done.values():  # every output that exists is whole
+        container.unpack(data)
+    # a kill during a write leaves its temporary file; the rerun clears it
+    stale = (out / f".img{n - 1:02d}.wlt.k1ll3d.part")
+    stale.write_bytes(b"half a file")
+
+    assert main(["--threads", "1", "compress", str(src), "-o", str(out), "-w", str(WEIGHTS)]) == 0
+    assert f"{n - len(done)} done, {len(done)} skipped" in capsys.readouterr().err
+    assert main(["compress", str(src), "-o", str(out), "-w", str(WEIGHTS)]) == 0
+    assert f"0 done, {n} skipped" in capsys.readouterr().err
+    assert len(_wlt_files(out)) == n and not _temp_files(out)
+    for path, data in done.items():  # finished files were skipped, not redone
+        assert path.read_bytes() == data
+    for path in _wlt_files(out):
+        assert wl.read_info(path.read_bytes())["preset"] == "test-image"
+
+
+def _png16() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width x height`` (with one tiny IDAT): a decompression bomb."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+
+
+def _truncated_png() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(smooth_image(32, 32)).save(buf, format="PNG")
+    return buf.getvalue()[:-200]
+
+
+BAD_IMAGES = {
+    "empty.png": b"",
+    "text.png": b"hello, I am text\n",
+    "random.jpg": bytes(range(256)) * 4,
+    "truncated.png": _truncated_png(),
+    "deep16.png": _png16(),
+    "bomb.png": _png_header(100_000, 100_000),
+    "zero.png": _png_header(0, 0),
+}
+
+
+def test_bad_files_in_a_batch_are_reported_and_the_rest_complete(tmp_path, capsys):
+    src, coded, decoded = tmp_path / "src", tmp_path / "coded", tmp_path / "decoded"
+    src.mkdir()
+    good = [f"good{i}.png" for i in range(4)]
+    for i, name in enumerate(good):
+        Image.fromarray(smooth_image(16, 24, seed=i)).save(src / name)
+    for name, data in BAD_IMAGES.items():
+        (src / name).write_bytes(data)
+    args = ["compress", str(src), "-o", str(coded), "-w", str(WEIGHTS)]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"{len(good)} done, 0 skipped (exist; --force to redo), {len(BAD_IMAGES)} failed" in err
+    assert "Traceback" not in err and "internal error" not in err
+    for name in BAD_IMAGES:
+        assert re.search(rf"^wavelatent: error: .*{re.escape(name)}: ", err, re.M), name
+    assert sorted(p.name for p in _wlt_files(coded)) == sorted(n.replace(".png", ".wlt") for n in good)
+    # the rerun redoes only the failures, which fail again
+    assert main(args) == 1
+    assert f"0 done, {len(good)} skipped" in capsys.readouterr().err
+
+    # decompressing a tree with broken files: the same
+    (coded / "empty.wlt").write_bytes(b"")
+    flipped = bytearray((coded / "good0.wlt").read_bytes())
+    flipped[len(flipped) // 2] ^= 0x10
+    (coded / "flipped.wlt").write_bytes(bytes(flipped))
+    (coded / "cut.wlt").write_bytes((coded / "good1.wlt").read_bytes()[:40])
+    assert main(["decompress", str(coded), "-o", str(decoded), "-w", str(WEIGHTS)]) == 1
+    err = capsys.readouterr().err
+    assert f"{len(good)} done, 0 skipped (exist; --force to redo), 3 failed" in err
+    assert "CRC32 mismatch" in err and "truncated" in err and "Traceback" not in err
+    assert sorted(p.name for p in decoded.glob("*.png")) == sorted(good)
+    assert not _temp_files(tmp_path)
+
+
+# --- 6. bad input everywhere (CLI, in-process) -------------------------------------
+def _clean_error(rc: int, err: str, match: str) -> None:
+    lines = err.strip().splitlines()
+    assert rc == 1, err
+    assert len(lines) == 1 and lines[0].startswith("wavelatent: error: "), err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert re.search(match, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("name, match", [
+    ("empty.png", "not an image"),
+    ("text.png", "not an image"),
+    ("random.jpg", "not an image"),
+    ("truncated.png", "cannot decode image"),
+    ("deep16.png", "16-bit"),
+    ("bomb.png", "pixel limit"),
+    ("zero.png", "not an image"),
+])
+def test_cli_refuses_bad_images(tmp_path, capsys, name, match):
+    path = tmp_path / name
+    path.write_bytes(BAD_IMAGES[name])
+    tracemalloc.start()
+    try:
+        rc = main(["compress", str(path), "-o", str(tmp_path / "out.wlt"), "-w", str(WEIGHTS)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    _clean_error(rc, capsys.readouterr().err, match)
+    assert peak < 16 << 20, f"{peak} bytes allocated for {name}"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_cli_converts_cmyk_jpeg(tmp_path, capsys):
+    src = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (24, 16), (10, 120, 30, 40)).save(src)
+    assert main(["compress", str(src), "-o", str(tmp_path / "c.wlt"), "-w", str(WEIGHTS)]) == 0
+    assert "RGB" in capsys.readouterr().err
+    assert wl.read_info((tmp_path / "c.wlt").read_bytes())["mode"] == "RGB"
+
+
+@pytest.mark.parametrize("name, data, match", [
+    ("empty.wlt", b"", "truncated"),
+    ("text.wlt", b"just some text\n", "not a wavelatent file"),
+    ("png.wlt", _png16(), "not a wavelatent file"),
+    ("cut.wlt", b"WLAT\x01\x00\x10\x00", "truncated"),
+])
+def test_cli_refuses_bad_containers(tmp_path, capsys, name, data, match):
+    path = tmp_path / name
+    path.write_bytes(data)
+    _clean_error(main(["decompress", str(path), "-o", str(tmp_path / "o.png"), "-w", str(WEIGHTS)]),
+                 capsys.readouterr().err, match)
+    _clean_error(main(["info", str(path)]), capsys.readouterr().err, match)
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.fixture
+def png(tmp_path) -> Path:
+    path = tmp_path / "in.png"
+    Image.fromarray(smooth_image(16, 24)).save(path)
+    return path
+
+
+def test_cli_refuses_bad_paths(tmp_path, png, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    w = ["-w", str(WEIGHTS)]
+    cases = [
+        (["compress", str(tmp_path / "missing.png"), "-o", str(tmp_path / "a.wlt"), *w], "no such file"),
+        (["compress", str(png), "-o", str(folder), *w], "is a directory"),
+        (["compress", str(png), "-o", str(folder), "--force", *w], "is a directory"),
+        (["compress", str(png), "-o", str(a_file / "out.wlt"), *w], "cannot write"),
+        (["decompress", str(folder / "x.wlt"), "-o", str(tmp_path / "x.png"), *w], "no such file"),
+        (["info", str(folder)], "is a directory"),
+        (["compress", str(png), "-o", str(tmp_path / "a.wlt"), "-w", str(a_file)], "safetensors"),
+    ]
+    for args, match in cases:
+        _clean_error(main(args), capsys.readouterr().err, match)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "folder", "in.png"]
+    assert not list(folder.iterdir())
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read mode-000 files")
+def test_cli_unreadable_input(png, tmp_path, capsys):
+    png.chmod(0)
+    try:
+        _clean_error(main(["compress", str(png), "-o", str(tmp_path / "a.wlt"), "-w", str(WEIGHTS)]),
+                     capsys.readouterr().err, "ermission denied")
+    finally:
+        png.chmod(0o644)
+
+
+def test_cli_disk_full(tmp_path, png, monkeypatch, capsys):
+    wlt, out = tmp_path / "in.wlt", tmp_path / "out.png"
+    assert main(["compress", str(png), "-o", str(wlt), "-w", str(WEIGHTS)]) == 0
+    out.write_bytes(b"previous output")
+    old_wlt = wlt.read_bytes()
+    capsys.readouterr()
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    for args, target, before in [
+        (["compress", str(png), "-o", str(wlt)], wlt, old_wlt),
+        (["decompress", str(wlt), "-o", str(out)], out, b"previous output"),
+    ]:
+        _clean_error(main([*args, "-w", str(WEIGHTS), "--force"]), capsys.readouterr().err,
+                     f"cannot write .*{target.name}: No space left on device")
+        assert target.read_bytes() == before
+        assert not _temp_files(tmp_path)
+    with pytest.raises(OutputError, match="No space left"):
+        from wavelatent.io import atomic_write_bytes
+
+        atomic_write_bytes(tmp_path / "new.bin", b"x")
+    assert not (tmp_path / "new.bin").exists() and not _temp_files(tmp_path)
+
+
+def test_output_errors_are_typed():
+    from wavelatent.errors import OutputExistsError
+
+    assert issubclass(OutputExistsError, OutputError) and issubclass(OutputError, WavelatentError)
+    assert not issubclass(UnsupportedInputError, OutputError)
