@@ -53,7 +53,7 @@ def result(folder, references, test_weights, tmp_path_factory):
 def test_outputs_exist(result):
     out = result.out_dir
     names = [c for c in result.curves]
-    assert names == ["test-image", "jpeg", "webp"]
+    assert names == ["wavelatent-test-image", "jpeg", "webp"]
     for name in names:
         doc = json.loads((out / f"{name}.json").read_text())
         assert set(doc) >= {"name", "description", "results"}

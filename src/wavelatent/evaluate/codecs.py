@@ -24,6 +24,9 @@ from ..errors import InputError, PresetError
 DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 BASELINES = ("jpeg", "webp", "avif", "jxl")
 DEFAULT_BASELINES = ("jpeg", "webp", "avif")  # + jxl where pillow-jxl-plugin is installed
+# Optional, never default: TAEF2 (evaluate/taef2.py); "taef2" means png8 + float32.
+TAEF2_BASELINES = ("taef2-png8", "taef2-float32", "taef2-webp8")
+TAEF2_GROUP = ("taef2-png8", "taef2-float32")
 
 
 @runtime_checkable
@@ -101,7 +104,11 @@ def baseline_available(name: str) -> tuple[bool, str]:
         return bool(_check_feature("avif")), "Pillow was built without AVIF support (Pillow >= 11.2 with libavif)"
     if name == "jxl":
         return importlib.util.find_spec("pillow_jxl") is not None, "JPEG XL needs `pip install pillow-jxl-plugin`"
-    raise InputError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    if name == "taef2" or name in TAEF2_BASELINES:
+        from .taef2 import available
+
+        return available()
+    raise InputError(f"unknown baseline {name!r}; known: {', '.join(BASELINES + ('taef2',) + TAEF2_BASELINES)}")
 
 
 def _check_feature(name: str) -> bool:
@@ -141,6 +148,10 @@ def make_baseline(name: str, qualities: tuple[int, ...] | None = None) -> Pillow
     ok, why = baseline_available(name)
     if not ok:
         raise InputError(f"baseline {name} is not available: {why}")
+    if name == "taef2" or name in TAEF2_BASELINES:  # one fixed point each; qualities do not apply
+        from .taef2 import TAEF2Codec
+
+        return TAEF2Codec("png8" if name == "taef2" else name.removeprefix("taef2-"))
     q = tuple(qualities) if qualities else DEFAULT_QUALITIES
     lib = _library_version(name)
     if name == "jpeg":
@@ -175,10 +186,11 @@ def make_baselines(
         names = [n for n in (s.strip().lower() for s in names.split(",")) if n]
     seen = []
     for n in names:
-        if n not in BASELINES:
-            raise InputError(f"unknown baseline {n!r}; known: {', '.join(BASELINES)}")
-        if n not in seen:
-            seen.append(n)
+        if n not in BASELINES and n != "taef2" and n not in TAEF2_BASELINES:
+            raise InputError(f"unknown baseline {n!r}; known: {', '.join(BASELINES + ('taef2',) + TAEF2_BASELINES)}")
+        for m in TAEF2_GROUP if n == "taef2" else (n,):
+            if m not in seen:
+                seen.append(m)
     return [make_baseline(n, qualities) for n in seen]
 
 
@@ -207,13 +219,14 @@ class WavelatentCodec:
         if cfg.modality != "image":
             raise InputError(f"{cfg.name} codes {cfg.modality}, not images")
         if name is None:
-            name = cfg.name
+            name = f"wavelatent-{cfg.name}"
             if isinstance(source, os.PathLike) or (isinstance(source, str) and source != cfg.name):
                 stem = Path(source).stem if isinstance(source, (str, os.PathLike)) else ""
                 if stem and stem != cfg.name:
-                    name = f"{cfg.name}-{stem}"
+                    name = f"wavelatent-{cfg.name}-{stem}"
         self.name = name
         self.preset = cfg.name
+        self.reduction = cfg.reduction  # signal values per latent value
         self.channels = cfg.channels
         self.default_point = cfg.default_quality
         self._qualities = list(qualities) if qualities else list(range(1, cfg.qualities + 1))
