@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wavelatent.errors import InputError
-from wavelatent.transforms import analysis_1d, analysis_2d, synthesis_1d, synthesis_2d
+from wavelatent.transforms import analysis_1d, analysis_2d, synthesis_1d, synthesis_2d, wavelets
+from wavelatent.transforms.wavelets import analysis_halo, synthesis_halo
 
 
 def _packets_1d(x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -179,6 +180,74 @@ def test_linearity_and_near_energy_preservation() -> None:
     )
     ratio = analysis_2d(x, 2).square().sum() / x.square().sum()
     assert 0.8 < ratio.item() < 1.25  # biorthogonal, close to orthogonal
+
+
+# --------------------------------------------------------------------------- fast path
+@pytest.mark.parametrize(
+    ("shape", "levels"),
+    [
+        ((2, 3, 64, 48), 1),
+        ((2, 3, 64, 48), 2),
+        ((1, 3, 64, 96), 3),
+        ((2, 2, 8, 40), 3),  # one block row: shorter than the equivalent filters (57 taps)
+        ((1, 1, 24, 8), 3),  # 3 x 1 blocks: group sizes that divide or not
+        ((1, 2, 16, 48), 4),
+        ((1, 1, 64, 32), 5),
+    ],
+)
+def test_fast_path_equals_level_by_level_reference(shape: tuple[int, ...], levels: int) -> None:
+    x = _randn(*shape)
+    coeffs = _randn(shape[0], shape[1] * 4**levels, shape[2] >> levels, shape[3] >> levels, seed=1)
+    torch.testing.assert_close(analysis_2d(x, levels), wavelets._analysis_2d_levels(x, levels), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        synthesis_2d(coeffs, levels), wavelets._synthesis_2d_levels(coeffs, levels), rtol=0, atol=1e-12
+    )
+    signal = x.flatten(2)
+    bands = _randn(shape[0], shape[1] * 2**levels, signal.shape[-1] >> levels, seed=2)
+    torch.testing.assert_close(
+        analysis_1d(signal, levels), wavelets._analysis_1d_levels(signal, levels), rtol=0, atol=1e-12
+    )
+    torch.testing.assert_close(
+        synthesis_1d(bands, levels), wavelets._synthesis_1d_levels(bands, levels), rtol=0, atol=1e-12
+    )
+
+
+def test_equivalent_filters() -> None:
+    """``levels`` levels = one bank of ``2**levels`` filters of ``8 * (2**levels - 1) + 1`` taps."""
+    for levels in range(1, 7):
+        bank = wavelets._bank(levels)
+        assert bank.analysis.shape == (2**levels, 8 * (2**levels - 1) + 1)
+        assert bank.synthesis.shape[:2] == (2**levels, 2**levels)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_halos_bound_the_dependencies(levels: int) -> None:
+    """Changing the samples of block row ``m`` changes coefficient rows ``m - after .. m + before``
+    only (analysis), and coefficient row ``m`` changes output block rows ``m - after .. m + before``."""
+    s, blocks, m = 2**levels, 16, 8
+    x = _randn(1, 1, blocks * s, 2 * s)
+    bumped = x.clone()
+    bumped[:, :, m * s : (m + 1) * s] += 1
+    changed = (analysis_2d(bumped, levels) - analysis_2d(x, levels)).abs().amax(dim=(0, 1, 3)).gt(1e-12)
+    before, after = analysis_halo(levels)
+    assert changed.nonzero().flatten().tolist() == list(range(m - after, m + before + 1))
+    coeffs = _randn(1, 4**levels, blocks, 2)
+    bumped = coeffs.clone()
+    bumped[:, :, m] += 1
+    diff = (synthesis_2d(bumped, levels) - synthesis_2d(coeffs, levels)).abs().amax(dim=(0, 1, 3))
+    changed = diff.view(blocks, s).amax(1).gt(1e-12)
+    before, after = synthesis_halo(levels)
+    assert changed.nonzero().flatten().tolist() == list(range(m - after, m + before + 1))
+
+
+def test_filters_cached_in_inference_mode_work_with_autograd() -> None:
+    wavelets._analysis_matrix.cache_clear()
+    wavelets._synthesis_matrix.cache_clear()
+    x = _randn(1, 1, 16, 16).requires_grad_()
+    with torch.inference_mode():  # first use builds and caches the matrices
+        synthesis_2d(analysis_2d(x.detach(), 2), 2)
+    synthesis_2d(analysis_2d(x, 2), 2).sum().backward()
+    assert x.grad is not None and torch.allclose(x.grad, torch.ones_like(x), atol=1e-10)
 
 
 # --------------------------------------------------------------------------- autograd

@@ -13,7 +13,7 @@ from . import container
 from .codec import WaveletCodec
 from .entropy import rans
 from .errors import HeaderError, InputError, LimitError, PresetError, WeightsMismatchError
-from .io.images import DEFAULT_MAX_PIXELS, image_to_array, to_tensor, to_uint8
+from .io.images import DEFAULT_MAX_PIXELS, image_to_array
 from .models import load_codec
 from .registry import list_presets
 
@@ -83,8 +83,8 @@ def compress(
         )
     H, W = arr.shape[:2]
     device = next(codec.parameters()).device
-    with torch.inference_mode():
-        q = codec.quantize(codec.encode(to_tensor(color, device)), quality)
+    with torch.inference_mode():  # large images go to float one stripe at a time
+        q = codec.quantize(codec.encode(_pixels(color, device), preprocess=_unit_range), quality)
     symbols = q[0].flatten(1).cpu().numpy() + cfg.max_symbol(quality)
     streams = {"latent": rans.encode(symbols, codec.tables(quality))}
     if alpha is not None:
@@ -105,6 +105,23 @@ def compress(
         "wavelatent_version": _version(),
     }
     return container.pack(header, streams)
+
+
+def _pixels(color: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 ``[H, W, C]`` -> uint8 ``[1, C, H, W]`` (a view of ``color`` on the CPU)."""
+    if not (color.flags.writeable and color.flags.c_contiguous):
+        color = np.array(color)
+    return torch.from_numpy(color).to(device).permute(2, 0, 1).unsqueeze(0)
+
+
+def _unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float32 in [0, 1], exactly as :func:`wavelatent.io.images.to_tensor`."""
+    return pixels.to(torch.float32).div_(255.0)
+
+
+def _to_pixels(x_hat: torch.Tensor) -> torch.Tensor:
+    """float -> uint8, exactly as :func:`wavelatent.io.images.to_uint8` of ``x_hat.clamp(0, 1)``."""
+    return x_hat.clamp(0, 1).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _multiband_array(image) -> np.ndarray | None:
@@ -146,6 +163,10 @@ def read_info(data: bytes, *, limits: container.Limits = container.DEFAULT_LIMIT
             info["bpp"] = 8 * len(data) / (h * w)
             mode = header.get("mode")
             info["compression_ratio"] = (h * w * _COLOR_CHANNELS.get(mode if isinstance(mode, str) else "", 3)) / len(data)
+    elif header.get("modality") == "audio":  # duration, real kbps, channel groups
+        from .audio import audio_info
+
+        info.update(audio_info(header, len(data)))
     return info
 
 
@@ -159,11 +180,16 @@ def decompress(
     """.wlt bytes -> uint8 image ``[H, W]`` (L) or ``[H, W, C]`` (LA, RGB, RGBA).
 
     ``codec``: the weights to decode with; None uses the preset named in the file. The file's
-    weights hash must match, otherwise :class:`WeightsMismatchError`.
+    weights hash must match, otherwise :class:`WeightsMismatchError`. Audio files decode to float32
+    samples ``[frames, channels]`` at their own rate (``read_info(data)["sample_rate"]``).
     """
     c = container.unpack(data, limits=limits)
     header = c.header
     modality = header.get("modality")
+    if modality == "audio":
+        from .audio import decompress_audio
+
+        return decompress_audio(data, codec, limits=limits)[0]
     if modality not in ("image", "multiband"):
         raise HeaderError(f"this build decodes image and multi-band files; the file's modality is {modality!r:.40}")
     H = _field(header, "height", int, lambda v: v >= 1)
@@ -188,9 +214,9 @@ def decompress(
     symbols = rans.decode(c.streams["latent"], model.tables(quality), h * w)
     q = torch.from_numpy(symbols.astype(np.int32) - cfg.max_symbol(quality)).view(1, K, h, w)
     device = next(model.parameters()).device
-    with torch.inference_mode():
-        x_hat = model.decode(model.dequantize(q.to(device), quality), (H, W))
-    out = to_uint8(x_hat.clamp(0, 1))
+    with torch.inference_mode():  # large images go to uint8 one stripe at a time
+        pixels = model.decode(model.dequantize(q.to(device), quality), (H, W), postprocess=_to_pixels)
+    out = pixels[0].permute(1, 2, 0).contiguous().cpu().numpy()
     if _COLOR_CHANNELS[mode] == 1 and out.shape[2] == 3:
         out = np.round(out.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
     has_alpha = mode in ("LA", "RGBA")

@@ -7,11 +7,15 @@ Signal ``x [B, C, H, W]`` (images) or ``[B, C, L]`` (audio), values nominally in
     quantize:  y -> q = round(y / step)            (integer symbols, bounded)
     dequantize q -> y_hat = q * step
     decode:    y_hat -> conv decoder -> wavelet packet synthesis -> crop -> x_hat
+
+Large images are encoded and decoded in horizontal stripes of latent rows (bounded memory, same
+result): each stripe takes the halo of rows its outputs depend on (cyclically for the periodized
+wavelet transforms, clipped to the image for the zero-padded decoder) and keeps its centre.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +27,12 @@ from .entropy.tables import quantize_pmf
 from .errors import InputError
 from .nn import BoundedQuantizer, ConvDecoder, LinearEncoder, LogisticMixturePrior
 from .transforms import analysis_1d, analysis_2d, synthesis_1d, synthesis_2d
+from .transforms.wavelets import analysis_halo, synthesis_halo
+
+# Without autograd, images of more than STRIPE_MIN_PIXELS pixels (the whole batch) are encoded and
+# decoded in stripes of about STRIPE_PIXELS pixels each.
+STRIPE_MIN_PIXELS = 1 << 22
+STRIPE_PIXELS = 1 << 22
 
 
 class WaveletCodec(nn.Module):
@@ -35,8 +45,13 @@ class WaveletCodec(nn.Module):
         self.encoder = LinearEncoder(config.packet_channels, config.latent_channels)
         self.quantizer = BoundedQuantizer(config.bound)
         self.decoder = ConvDecoder(
-            config.latent_channels, config.packet_channels, config.decoder_width, config.decoder_blocks, dims=dims
+            config.latent_channels, config.packet_channels, config.decoder_width, config.decoder_blocks, dims=dims,
+            kernel=config.decoder_kernel,
         )
+        if config.architecture != "wavelatent":  # imported WaLLoC checkpoints (nn/walloc.py)
+            from .nn.walloc import walloc_modules
+
+            self.encoder, self.quantizer, self.decoder = walloc_modules(config)
         self.prior = LogisticMixturePrior(config.latent_channels, config.prior_components)
         # Frozen integer CDF tables, one per quality: [latent_channels, 2 * max_symbol + 1].
         for quality in range(1, config.qualities + 1):
@@ -85,9 +100,29 @@ class WaveletCodec(nn.Module):
         return F.pad(x, pads, mode="replicate")
 
     # --- the codec ----------------------------------------------------------
-    def encode(self, x: Tensor) -> Tensor:
-        """Signal ``[B, C, *S]`` -> bounded latent ``y [B, latent_channels, *ceil(S / 2**levels)]``."""
+    def encode(
+        self,
+        x: Tensor,
+        *,
+        stripe_rows: int | None = None,
+        preprocess: Callable[[Tensor], Tensor] | None = None,
+    ) -> Tensor:
+        """Signal ``[B, C, *S]`` -> bounded latent ``y [B, latent_channels, *ceil(S / 2**levels)]``.
+
+        ``stripe_rows``: images are encoded in stripes of this many latent rows (same result,
+        bounded memory); None stripes large images when no gradient is recorded.
+        ``preprocess``: applied to each stripe of ``x`` (or to ``x``) first, e.g. to convert a
+        uint8 image to float one stripe at a time.
+        """
         self._check_signal(x)
+        rows = self._stripe_rows(x.shape, stripe_rows)
+        if rows is None:
+            if preprocess is not None:
+                x = preprocess(x)
+            return self._encode(x)
+        return self._encode_striped(x, rows, preprocess)
+
+    def _encode(self, x: Tensor) -> Tensor:
         coeffs = self.analysis(self.pad(x - self.signal_offset))
         return self.quantizer.squash(self.encoder(coeffs))
 
@@ -100,22 +135,133 @@ class WaveletCodec(nn.Module):
         """Integer symbols -> ``y_hat`` (float32)."""
         return self.quantizer.dequantize(q, self.config.step(quality))
 
-    def decode(self, y_hat: Tensor, size: Sequence[int] | None = None) -> Tensor:
+    def decode(
+        self,
+        y_hat: Tensor,
+        size: Sequence[int] | None = None,
+        *,
+        stripe_rows: int | None = None,
+        postprocess: Callable[[Tensor], Tensor] | None = None,
+    ) -> Tensor:
         """Latent ``[B, latent_channels, *s]`` -> signal ``x_hat [B, C, *S]``, cropped to ``size`` if given.
 
-        Not clamped: callers convert to their sample format.
+        Not clamped: callers convert to their sample format, with ``postprocess`` if they like, which
+        is applied to each decoded stripe (or to the whole output). ``stripe_rows`` as in :meth:`encode`.
         """
         if y_hat.dim() != 2 + self.config.spatial_dims or y_hat.shape[1] != self.config.latent_channels:
             raise InputError(
                 f"{self.config.name} decodes latents with {self.config.latent_channels} channels, got {tuple(y_hat.shape)}"
             )
+        full = tuple(n * self.config.block for n in y_hat.shape[2:])
+        if size is not None:
+            size = tuple(size)
+            if len(size) != len(full) or any(s > f or s < 1 for s, f in zip(size, full)):
+                raise InputError(f"cannot crop a decoded signal of size {full} to {size}")
+        signal_shape = (y_hat.shape[0], self.config.channels, *(size or full))
+        rows = self._stripe_rows(signal_shape, stripe_rows)
+        if rows is not None:
+            return self._decode_striped(y_hat, signal_shape[2:], rows, postprocess)
         x_hat = self.synthesis(self.decoder(y_hat)) + self.signal_offset
         if size is not None:
-            full = x_hat.shape[2:]
-            if len(size) != len(full) or any(s > f or s < 1 for s, f in zip(size, full)):
-                raise InputError(f"cannot crop a decoded signal of size {tuple(full)} to {tuple(size)}")
             x_hat = x_hat[(..., *[slice(0, s) for s in size])]
+        return x_hat if postprocess is None else postprocess(x_hat)
+
+    # --- stripes --------------------------------------------------------------
+    def _stripe_rows(self, shape: Sequence[int], stripe_rows: int | None) -> int | None:
+        """Latent rows per stripe for a signal of ``shape [B, C, H, W]``, or None to process it whole."""
+        if self.config.architecture == "walloc2d":  # global attention and GroupNorm: whole images only
+            if stripe_rows is not None:
+                raise InputError(f"{self.config.name} (WaLLoC's decoder attends over the whole image) has no stripes")
+            return None
+        if stripe_rows is not None:
+            if isinstance(stripe_rows, bool) or not isinstance(stripe_rows, int) or stripe_rows < 1:
+                raise InputError(f"stripe_rows must be a positive int, got {stripe_rows!r}")
+            if self.config.spatial_dims != 2:
+                raise InputError(f"{self.config.name} codes {self.config.modality}; stripes are for images")
+            return stripe_rows
+        if self.config.spatial_dims != 2 or torch.is_grad_enabled():
+            return None
+        batch, _, height, width = shape
+        if batch * height * width <= STRIPE_MIN_PIXELS:
+            return None
+        b = self.config.block
+        rows = max(1, STRIPE_PIXELS // (batch * b * b * math.ceil(width / b)))
+        return rows if rows < math.ceil(height / b) else None
+
+    def _encode_striped(self, x: Tensor, rows: int, preprocess: Callable[[Tensor], Tensor] | None) -> Tensor:
+        """:meth:`encode` of ``x [B, C, H, W]``, ``rows`` latent rows at a time.
+
+        Each stripe of latent rows ``[a, b)`` analyses the padded image rows of latent rows
+        ``[a - before, b + after)`` (indices modulo the padded height: the transform is periodized;
+        padded rows repeat the last one) and keeps the centre.
+        """
+        b = self.config.block
+        height = x.shape[2]
+        latent_height = math.ceil(height / b)
+        before, after = analysis_halo(self.config.levels)
+        y: Tensor | None = None
+        for top in range(0, latent_height, rows):
+            bottom = min(latent_height, top + rows)
+            index = torch.arange(b * (top - before), b * (bottom + after), device=x.device)
+            stripe = x.index_select(2, (index % (latent_height * b)).clamp_(max=height - 1))
+            if preprocess is not None:
+                stripe = preprocess(stripe)
+            part = self._encode(stripe)[:, :, before : before + bottom - top]
+            if y is None:
+                y = part.new_empty(*part.shape[:2], latent_height, part.shape[3])
+            y[:, :, top:bottom] = part
+        assert y is not None
+        return y
+
+    def _decode_striped(
+        self, y_hat: Tensor, size: Sequence[int], rows: int, postprocess: Callable[[Tensor], Tensor] | None
+    ) -> Tensor:
+        """:meth:`decode` of ``y_hat [B, K, h, w]`` to ``size (H, W)``, ``rows`` latent rows at a time.
+
+        Output rows of latent rows ``[a, b)`` are synthesized from decoder outputs at latent rows
+        ``[a - before, b + after)`` (modulo ``h``), each computed on a window clipped to ``[0, h)``
+        with the decoder's receptive field around it, so zero padding at the image edges is kept.
+        """
+        b = self.config.block
+        height, width = size
+        before, after = synthesis_halo(self.config.levels)
+        radius = self._decoder_radius()
+        x_hat: Tensor | None = None
+        for top in range(0, math.ceil(height / b), rows):
+            bottom = min(y_hat.shape[2], top + rows)
+            coeffs = self._decoder_rows(y_hat, top - before, bottom + after, radius)
+            part = self.synthesis(coeffs)[:, :, b * before : b * before + min(b * (bottom - top), height - b * top)]
+            part = part[..., :width] + self.signal_offset
+            if postprocess is not None:
+                part = postprocess(part)
+            if x_hat is None:
+                x_hat = part.new_empty(*part.shape[:2], height, width)
+            x_hat[:, :, b * top : b * top + part.shape[2]] = part
+        assert x_hat is not None
         return x_hat
+
+    def _decoder_rows(self, y_hat: Tensor, start: int, stop: int, radius: int) -> Tensor:
+        """Decoder output at latent rows ``start .. stop - 1`` (modulo ``h``) of ``y_hat [B, K, h, w]``."""
+        h = y_hat.shape[2]
+        if stop - start >= h:  # tiny image: decode it whole
+            return self.decoder(y_hat).index_select(2, torch.arange(start, stop, device=y_hat.device) % h)
+        parts = []
+        row = start
+        while row < stop:  # at most three runs of rows inside [0, h)
+            first = row % h
+            count = min(stop - row, h - first)
+            lo, hi = max(0, first - radius), min(h, first + count + radius)
+            parts.append(self.decoder(y_hat[:, :, lo:hi])[:, :, first - lo : first - lo + count])
+            row += count
+        return parts[0] if len(parts) == 1 else torch.cat(parts, 2)
+
+    def _decoder_radius(self) -> int:
+        """Latent rows of context the decoder reaches on each side: the convolutions' half-extents summed."""
+        radius = 0
+        for module in self.decoder.modules():
+            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                radius += (module.kernel_size[0] - 1) * module.dilation[0] // 2
+        return radius
 
     def forward(self, x: Tensor, step: Tensor | float, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Training pass. ``x [B, C, *S]`` with sizes divisible by ``2**levels``; ``step`` a float or ``[B]``;

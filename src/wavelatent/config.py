@@ -11,6 +11,7 @@ from .errors import WeightsError
 
 SCHEMA_VERSION = 1
 MODALITIES = ("image", "audio")
+ARCHITECTURES = ("wavelatent", "walloc2d", "walloc1d")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class CodecConfig:
     version: int = 1
     description: str = ""
     schema_version: int = field(default=SCHEMA_VERSION)
+    # Fields added after schema 1 go here, each with a default; to_dict() omits them while they
+    # hold that default, so older configs (and the hashes of their weights files) are unchanged.
+    decoder_kernel: int = 3  # kernel size of the decoder's convolutions (1D codecs use wider ones)
+    architecture: str = "wavelatent"  # walloc2d / walloc1d: WaLLoC's modules for imported checkpoints (nn/walloc.py)
+    walloc_config: str = ""  # the walloc architectures: walloc's JSON config (canonical), which shapes the modules
 
     def __post_init__(self) -> None:
         problems = []
@@ -49,6 +55,14 @@ class CodecConfig:
             problems.append("levels must be an integer in 0..6")
         if not isinstance(self.decoder_blocks, int) or self.decoder_blocks < 0:
             problems.append("decoder_blocks must be a non-negative integer")
+        if not isinstance(self.decoder_kernel, int) or not (1 <= self.decoder_kernel <= 31 and self.decoder_kernel % 2):
+            problems.append("decoder_kernel must be an odd integer in 1..31")
+        if self.architecture not in ARCHITECTURES:
+            problems.append(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        elif not isinstance(self.walloc_config, str) or (self.architecture == "wavelatent") != (self.walloc_config == ""):
+            problems.append("walloc_config is required by (and only by) the walloc architectures")
+        if self.modality == "audio" and (not isinstance(self.sample_rate, int) or not 1 <= self.sample_rate <= 768_000):
+            problems.append("audio codecs need a sample_rate in 1..768000 Hz")
         if not 2 <= self.latent_bits <= 12:
             problems.append("latent_bits must be in 2..12")
         steps = self.quality_steps
@@ -115,6 +129,9 @@ class CodecConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["quality_steps"] = list(self.quality_steps)
+        for name, default in _LATER_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     def to_json(self) -> str:
@@ -148,3 +165,7 @@ class CodecConfig:
 
     def replace(self, **changes: Any) -> CodecConfig:
         return dataclasses.replace(self, **changes)
+
+
+# Fields added after schema 1 and their defaults (omitted from to_dict() while at the default).
+_LATER_FIELDS: dict[str, Any] = {"decoder_kernel": 3, "architecture": "wavelatent", "walloc_config": ""}

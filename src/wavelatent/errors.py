@@ -68,3 +68,12 @@ class OutputError(WavelatentError):
 
 class OutputExistsError(OutputError):
     """The output exists and overwriting was not allowed (use --force)."""
+
+
+# --- audio files ------------------------------------------------------------
+class UnreadableAudioError(InputError):
+    """An audio file that cannot be decoded (corrupt, truncated, empty or not audio at all)."""
+
+
+class UnsupportedAudioError(UnsupportedInputError):
+    """A readable audio file of a kind that is not supported (format, sample type, rate, channels)."""

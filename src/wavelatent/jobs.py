@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from . import container
 from .errors import InputError, OutputError, OutputExistsError, WavelatentError
 
 WLT_SUFFIX = ".wlt"
@@ -31,18 +32,26 @@ class FileResult:
 def compress_file(
     src: str | os.PathLike, dst: str | os.PathLike, *, preset=None, quality: int | None = None, force: bool = False
 ) -> FileResult:
-    """Image file (or ``-``) -> .wlt file (or ``-``)."""
+    """Image or audio file (or ``-``) -> .wlt file (or ``-``). Audio is recognised by suffix
+    (``.wav .flac .ogg .opus .mp3``) or, on stdin, by its first bytes."""
     from .api import compress, read_info
     from .io import atomic_write_bytes, read_input_bytes
     from .io.arrays import read_any
+    from .io.audio import is_audio_path, sniff_audio
 
     if str(dst) != "-" and Path(dst).is_dir():
         raise OutputError(f"{dst} is a directory")
     if str(dst) != "-" and Path(dst).exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
     t0 = time.perf_counter()
-    arr = read_any(read_input_bytes(src) if str(src) == "-" else src)
-    data = compress(arr, preset, quality)
+    raw = read_input_bytes(src) if str(src) == "-" else None
+    if is_audio_path(src) or (raw is not None and sniff_audio(raw[:16])):
+        from .audio import compress_audio_file
+
+        data = compress_audio_file(src if raw is None else raw, preset, quality)
+    else:
+        arr = read_any(raw if raw is not None else src)
+        data = compress(arr, preset, quality)
     seconds = time.perf_counter() - t0
     atomic_write_bytes(dst, data, force=force)
     info = read_info(data)
@@ -53,7 +62,7 @@ def compress_file(
 def decompress_file(
     src: str | os.PathLike, dst: str | os.PathLike, *, weights=None, force: bool = False, reference=None
 ) -> FileResult:
-    """.wlt file (or ``-``) -> PNG (or other lossless image) file (or ``-``)."""
+    """.wlt file (or ``-``) -> PNG (or other lossless image) file (or ``-``); audio files -> WAV/FLAC."""
     from .api import decompress, read_info
     from .io import read_input_bytes
     from .io.arrays import read_any, save_any
@@ -63,6 +72,8 @@ def decompress_file(
     if str(dst) != "-" and Path(dst).exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
     data = read_input_bytes(src)
+    if container.read_header(data).get("modality") == "audio":
+        return _decompress_audio_file(src, dst, data, weights=weights, force=force, reference=reference)
     t0 = time.perf_counter()
     out = decompress(data, weights)
     seconds = time.perf_counter() - t0
@@ -77,6 +88,20 @@ def decompress_file(
             raise InputError(f"reference {reference} is {ref.shape}, the decoded image is {got.shape}")
         peak = {"uint8": 255.0, "uint16": 65535.0}.get(ref.dtype.name, float(ref.max() - ref.min()) or 1.0)
         info["psnr"] = psnr(ref, got, peak)
+    return FileResult(str(src), str(dst), info=info)
+
+
+def _decompress_audio_file(src, dst, data: bytes, *, weights, force: bool, reference) -> FileResult:
+    """.wlt audio -> WAV/FLAC (by suffix; ``-`` = WAV on stdout), written block by block."""
+    from .api import read_info
+    from .audio import decompress_audio_file
+
+    t0 = time.perf_counter()
+    result = decompress_audio_file(data, dst, weights, force=force, reference=reference)
+    info = read_info(data)
+    info["seconds"] = time.perf_counter() - t0
+    if "snr" in result:
+        info["snr"] = result["snr"]
     return FileResult(str(src), str(dst), info=info)
 
 

@@ -29,11 +29,12 @@ def md5_pixels(arr) -> str:
 
 def targets() -> list[tuple[str, str]]:
     """(preset, weights) pairs: the test fixture, then every preset with shipped weights."""
-    from wavelatent.registry import list_presets
+    from wavelatent.registry import get_config, list_presets
     from wavelatent.weights import has_shipped_weights
 
     out = [("test-image", str(TEST_WEIGHTS.relative_to(ROOT)))]
-    out += [(name, "shipped") for name in list_presets() if has_shipped_weights(name) and name != "test-image"]
+    out += [(name, "shipped") for name in list_presets()
+            if has_shipped_weights(name) and name != "test-image" and get_config(name).modality == "image"]
     return out
 
 

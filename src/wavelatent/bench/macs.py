@@ -2,12 +2,12 @@
 
 Per signal sample (pixel for images, sample for audio), per pass:
 
-* wavelet packet analysis, as implemented: every level filters every band along each spatial
-  axis once, and each output value is one dot product with the 9 stored taps of the lowpass or
-  highpass filter (the highpass has 7 non-zero taps, but the convolution computes 9):
-  ``channels * levels * dims * 9``.
-* synthesis (polyphase): each output value sums 5 taps of each of 2 bands:
-  ``channels * levels * dims * 10``.
+* wavelet packet analysis and synthesis, as implemented (``transforms/wavelets.py`` applies the
+  J-level packet filter bank per axis as batched matrix products over overlapping windows): what
+  ``encode``/``decode`` execute on a probe signal under ``torch.utils.flop_counter``, less the
+  analytic counts of the linear encoder and the decoder's convolutions. The level-by-level reference would need ``channels * levels * dims * 9`` (analysis) and
+  ``channels * levels * dims * 10`` (synthesis); the filter-bank path does more multiply-adds but
+  far fewer passes over memory, which is what costs time on a CPU.
 * the linear encoder: ``latent_channels * packet_channels`` per latent position; the decoder's
   convolutions: ``prod(kernel) * in_channels / groups * out_channels`` per output position, all at
   latent resolution, so both are scaled by the latent/pixel ratio ``1 / 2**(levels * dims)``.
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..transforms.wavelets import _ANALYSIS_TAPS, _SYNTHESIS_TAPS
+import torch
 
 
 def _conv_macs_per_position(module: nn.Module) -> int:
@@ -45,16 +45,32 @@ def count_parameters(codec) -> dict[str, int]:
     }
 
 
-def count_macs(codec) -> dict[str, float]:
+def _measured_macs(codec, size: tuple[int, ...]) -> tuple[float, float]:
+    """MACs per pixel (per frame for audio) of ``codec.encode`` and ``codec.decode`` on a probe."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, codec.config.channels, *size)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as enc:
+            y = codec.encode(x)
+        with FlopCounterMode(display=False) as dec:
+            codec.decode(y)
+    pixels = x.numel() / codec.config.channels
+    return enc.get_total_flops() / 2 / pixels, dec.get_total_flops() / 2 / pixels
+
+
+def count_macs(codec, size: tuple[int, ...] | None = None) -> dict[str, float]:
     """MACs per signal sample: ``analysis``, ``encoder_linear``, ``encoder`` (their sum),
-    ``decoder_conv``, ``synthesis``, ``decoder`` (their sum)."""
+    ``decoder_conv``, ``synthesis``, ``decoder`` (their sum). The transforms' share depends a little
+    on the signal ``size`` (padded to whole blocks; default 256 per side)."""
     cfg = codec.config
     dims = cfg.spatial_dims
     per_position = 1.0 / cfg.block**dims  # latent positions per signal sample
-    analysis = float(cfg.channels * cfg.levels * dims * _ANALYSIS_TAPS)
-    synthesis = float(cfg.channels * cfg.levels * dims * 2 * _SYNTHESIS_TAPS)
+    size = tuple(-(-s // cfg.block) * cfg.block for s in size) if size else (max(256, 8 * cfg.block),) * dims
     linear = codec.encoder.weight.numel() * per_position
     conv = _conv_macs_per_position(codec.decoder) * per_position
+    encode, decode = _measured_macs(codec, size)
+    analysis, synthesis = encode - linear, decode - conv
     return {
         "analysis": analysis,
         "encoder_linear": linear,

@@ -83,6 +83,13 @@ def _child() -> None:
         from wavelatent.evaluate.codecs import WavelatentCodec
 
         codec = WavelatentCodec(c["source"])
+    elif c["kind"] == "taef2":
+        import torch
+
+        torch.set_num_threads(int(spec.get("threads", 1)))
+        from wavelatent.evaluate.taef2 import TAEF2Codec
+
+        codec = TAEF2Codec(c["variant"], c["weights_dir"], name=c["name"])
     else:
         from wavelatent.evaluate.codecs import PillowCodec
 

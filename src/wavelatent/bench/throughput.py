@@ -111,6 +111,8 @@ def _measure_all(codecs: list[tuple[Any, Any]], imgs: list[np.ndarray], mp: floa
         fns = {"enc": lambda im, c=codec, q=quality: c.compress(im, q), "dec": codec.decompress}
         if getattr(codec, "kind", "") == "wavelatent":
             fns["lat"] = _latent_fn(codec)
+        elif hasattr(codec, "latent"):  # TAEF2: array -> float latents
+            fns["lat"] = codec.latent
         jobs.append((codec, quality, fns, {k: [] for k in fns}))
     blobs: dict[int, list] = {}
     for rep in range(warmup + repeats):
@@ -131,8 +133,9 @@ def _measure_all(codecs: list[tuple[Any, Any]], imgs: list[np.ndarray], mp: floa
                        8.0 * sum(len(b) for b in blobs[i]) / pixels)
         if "lat" in times:
             row.latent_mps = mp / statistics.median(times["lat"])
-            row.params = count_parameters(codec.codec)
-            row.macs_per_pixel = count_macs(codec.codec)
+            wl = getattr(codec, "kind", "") == "wavelatent"
+            row.params = count_parameters(codec.codec) if wl else codec.count_parameters()
+            row.macs_per_pixel = count_macs(codec.codec) if wl else codec.macs_per_pixel()
         rows.append(row)
     return rows
 
@@ -157,7 +160,8 @@ def bench(
     ``images``: a folder or file, or a list of paths or uint8 ``[H, W, 3]`` arrays. ``presets``:
     preset names (``None``: every shipped RGB preset; ones without weights are skipped with a
     message); ``weights``: extra weights files. ``threads``: torch threads, one int or several
-    (each measured; Pillow's encoders are single-threaded). Each throughput is the total
+    (each measured; Pillow's encoders are single-threaded). ``baselines``: Pillow baselines at
+    ``baseline_quality``, and/or ``taef2`` (TAEF2 png8 + float32) or ``taef2-<variant>``. Each throughput is the total
     megapixels over the median of ``repeats`` timed passes over all images after ``warmup``
     untimed ones; the codecs take turns pass by pass, so load changes hit all of them alike.
     ``memory``: peak RSS per codec in a fresh subprocess (see
@@ -165,7 +169,7 @@ def bench(
     """
     import torch
 
-    from ..evaluate.codecs import load_wavelatent_codecs, make_baseline
+    from ..evaluate.codecs import PillowCodec, load_wavelatent_codecs, make_baselines
 
     if repeats < 1 or warmup < 0:
         raise InputError(f"need repeats >= 1 and warmup >= 0, got {repeats} and {warmup}")
@@ -184,8 +188,8 @@ def bench(
     ours = load_wavelatent_codecs(list(presets) if presets is not None else None, list(weights), log=note)
     if not ours:
         note("no wavelatent codec to benchmark (no shipped weights?): baselines only")
-    base = [make_baseline(b, (baseline_quality,)) for b in baselines]
-    for b in base:
+    base = make_baselines(list(baselines), (baseline_quality,)) if baselines else []
+    for b in (b for b in base if isinstance(b, PillowCodec)):  # TAEF2 ones keep their one point
         b_name = f"{b.name}-q{baseline_quality}"
         object.__setattr__(b, "name", b_name)
 
@@ -194,7 +198,7 @@ def bench(
     try:
         for t in thread_counts:
             torch.set_num_threads(t)
-            pairs = [(c, baseline_quality) for c in base] + [(c, c.default_point) for c in ours]
+            pairs = [(c, c.points()[0]) for c in base] + [(c, c.default_point) for c in ours]
             rows += _measure_all(pairs, imgs, mp, repeats, warmup, t)
     finally:
         torch.set_num_threads(before)
@@ -227,6 +231,9 @@ def _add_memory(rows: list[BenchRow], imgs: list[np.ndarray], codecs: list, thre
                     source = Path(tmp) / f"{c.name}.safetensors"
                     save_weights(c.codec, source)
                 spec_codec = {"kind": "wavelatent", "source": str(source), "quality": c.default_point}
+                spec_threads = threads
+            elif getattr(c, "kind", "") == "taef2":
+                spec_codec = {"kind": "taef2", **c.spec(), "quality": c.points()[0]}
                 spec_threads = threads
             else:
                 spec_codec = {"kind": "pillow", "name": c.name, "format": c.format, "quality": c.qualities[0],

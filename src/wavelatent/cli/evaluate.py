@@ -14,6 +14,7 @@ EVALUATE_EPILOG = """examples:
   wavelatent evaluate ../shared/data/images/kodak -o eval/kodak --reference ../shared/data/reference/kodak
   wavelatent evaluate photos/ -o eval/quick --limit 4 --max-size 256 --baselines jpeg,webp
   wavelatent evaluate photos/ -o eval/mine --presets none --weights runs/rgb16/last.safetensors --jobs 2
+  wavelatent evaluate ../shared/data/images/kodak -o eval/taef2 --baselines jpeg,webp,taef2
 """
 
 BENCH_EPILOG = """examples:
@@ -43,8 +44,10 @@ def add_parsers(sub) -> dict[str, Callable]:
     e.add_argument("-o", "--out", required=True, help="output folder")
     e.add_argument("-p", "--presets", help="comma-separated presets (default: every shipped RGB preset; 'none')")
     e.add_argument("-w", "--weights", action="append", default=[], help="a .safetensors weights file (repeatable)")
-    e.add_argument("--baselines", help="comma-separated: jpeg,webp,avif,jxl or none "
-                   "(default: jpeg,webp,avif, plus jxl if pillow-jxl-plugin is installed)")
+    e.add_argument("--baselines", help="comma-separated: jpeg,webp,avif,jxl,taef2 or none "
+                   "(default: jpeg,webp,avif, plus jxl if pillow-jxl-plugin is installed; taef2 = the FLUX.2 tiny "
+                   "autoencoder, taef2-png8 + taef2-float32, or name taef2-webp8; weights from $WAVELATENT_TAEF2_DIR "
+                   "or ../shared/data/reference/taef2)")
     e.add_argument("--reference", help="folder of CompressAI-schema *.json results to overlay (dashed)")
     e.add_argument("--anchor", default="jpeg", help="codec the BD table compares against (default: jpeg)")
     e.add_argument("--bd-method", choices=("cubic", "pchip"), default="cubic",
@@ -63,6 +66,9 @@ def add_parsers(sub) -> dict[str, Callable]:
     b.add_argument("folder", help="folder of images (recursive) or one image")
     b.add_argument("-p", "--presets", help="comma-separated presets (default: every shipped RGB preset; 'none')")
     b.add_argument("-w", "--weights", action="append", default=[], help="a .safetensors weights file (repeatable)")
+    b.add_argument("--baselines", default="jpeg,webp",
+                   help="comma-separated: jpeg,webp,avif,jxl at quality 75, taef2[-png8|-float32|-webp8], or none "
+                   "(default: jpeg,webp)")
     b.add_argument("--threads", dest="bench_threads", default="1",
                    help="torch threads, comma-separated to measure several (default: 1)")
     b.add_argument("--repeats", type=int, default=5, help="timed passes; the median is reported (default: 5)")
@@ -71,7 +77,50 @@ def add_parsers(sub) -> dict[str, Callable]:
     b.add_argument("--max-size", type=int, help="centre-crop images to at most this many pixels per side")
     b.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory subprocesses")
     b.add_argument("--json", help="also write the results to this JSON file")
-    return {"evaluate": cmd_evaluate, "bench": cmd_bench}
+
+    a = sub.add_parser("evaluate-audio", help="audio presets vs FLAC/Opus/Vorbis/MP3", formatter_class=fmt,
+                       epilog=AUDIO_EPILOG, description=(
+        "Code the middle --max-seconds of every audio file of a folder with every quality of wavelatent audio "
+        "presets/weights and with soundfile's FLAC, Opus, Vorbis and MP3 over their compression levels; report "
+        "kbps from real bytes, SNR, log-spectral distance, PESQ/STOI for speech (if installed), encode/decode "
+        "speed as ratios to Opus in the same run, the SNR gap at matched kbps, RD and spectrogram plots."))
+    a.add_argument("folder", help="folder of audio files (recursive) or one file")
+    a.add_argument("-o", "--out", required=True, help="output folder")
+    a.add_argument("-p", "--presets", default="audio-stereo-5x,audio-stereo-20x",
+                   help="comma-separated audio presets with shipped weights, or none")
+    a.add_argument("-w", "--weights", action="append", default=[], help="a .safetensors weights file (repeatable)")
+    a.add_argument("--baselines", default="flac,opus,vorbis,mp3", help="comma-separated: flac,opus,vorbis,mp3 or none")
+    a.add_argument("--max-seconds", type=float, default=30.0, help="code at most this much from the middle of each file")
+    a.add_argument("--limit", type=int, help="only the first N files")
+    a.add_argument("-f", "--force", action="store_true", help="overwrite a report already in OUT")
+    a.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return {"evaluate": cmd_evaluate, "bench": cmd_bench, "evaluate-audio": cmd_evaluate_audio}
+
+
+AUDIO_EPILOG = """examples:
+  wavelatent --threads 1 evaluate-audio ../shared/data/audio/music -o eval/music --limit 3
+  wavelatent evaluate-audio speech/ -o eval/speech --presets audio-mono-2x --max-seconds 5
+"""
+
+
+def cmd_evaluate_audio(a) -> int:
+    from ..evaluate.audio import WavelatentAudioCodec, evaluate_audio, make_baselines
+
+    _check_folder(a.folder)
+    codecs = [WavelatentAudioCodec(p) for p in (_csv(a.presets) or [])]
+    codecs += [WavelatentAudioCodec(w, name=f"wavelatent-{Path(w).stem}") for w in a.weights]
+    codecs += make_baselines(_csv(a.baselines))
+    import torch
+
+    result = evaluate_audio(a.folder, a.out, codecs, max_seconds=a.max_seconds, limit=a.limit,
+                            threads=torch.get_num_threads(), force=a.force, progress=a.progress)
+    for m in result.matched:
+        gaps = ", ".join(f"{k[4:]} {v:.2f}" for k, v in m.items() if k.startswith("snr_") and v == v)
+        print(f"{m['codec']:<28} q{m['quality']}: {m['kbps']:7.2f} kbps SNR {m['snr']:6.2f} dB"
+              f" | baselines at that kbps: {gaps or '-'} | encode {m.get('encode_vs_opus', float('nan')):.1f}x"
+              f" decode {m.get('decode_vs_opus', float('nan')):.1f}x Opus")
+    print(f"report: {result.files['md']}", file=sys.stderr)
+    return 0
 
 
 def _check_folder(path: str) -> None:
@@ -100,6 +149,7 @@ def cmd_evaluate(a) -> int:
             print(f"BD vs {r['anchor']}: {r['codec']:<24} BD-rate "
                   + ("n/a" if rate != rate else f"{rate:+.1f} %") + "  BD-PSNR "
                   + ("n/a (no overlap)" if dpsnr != dpsnr else f"{dpsnr:+.2f} dB"))
+    print(result.files["summary"].read_text().rstrip())
     print(f"report: {result.files['html']}", file=sys.stderr)
     return 0
 
@@ -114,7 +164,7 @@ def cmd_bench(a) -> int:
     except ValueError:
         raise InputError(f"--threads takes comma-separated integers, got {a.bench_threads!r}") from None
     result = bench(a.folder, _csv(a.presets), threads, a.repeats, a.warmup, weights=a.weights, memory=a.memory,
-                   limit=a.limit, max_size=a.max_size)
+                   limit=a.limit, max_size=a.max_size, baselines=_csv(a.baselines))
     print(result.table())
     if a.json:
         Path(a.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -16,6 +16,8 @@ EPILOG = """examples:
   wavelatent compress photos/ -o coded/ --quality 4      # a whole tree, mirrored
   wavelatent info photo.wlt                              # the file's header
   wavelatent list                                        # presets and their shipped weights
+  wavelatent compress song.flac -o song.wlt              # audio: WAV/FLAC/OGG/Opus/MP3 in
+  wavelatent decompress song.wlt -o song.wav             # WAV or FLAC out, same rate/channels/length
 """
 
 
@@ -39,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    c = sub.add_parser("compress", help="image file(s) -> .wlt", description=(
-        "Compress images (PNG/JPEG/WebP/TIFF/BMP...) to .wlt files. A folder is compressed recursively into "
+    c = sub.add_parser("compress", help="image or audio file(s) -> .wlt", description=(
+        "Compress images (PNG/JPEG/WebP/TIFF/BMP...) or audio (WAV/FLAC/OGG/Opus/MP3) to .wlt files. A folder is compressed recursively into "
         "a mirrored tree; finished outputs are skipped on a rerun unless --force. '-' reads stdin / writes stdout."))
     c.add_argument("input", help="image file, folder, or - for stdin")
     c.add_argument("-o", "--output", help="output .wlt file or folder (default: input with .wlt suffix; - = stdout)")
@@ -50,13 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
-    d = sub.add_parser("decompress", help=".wlt file(s) -> PNG", description=(
-        "Decompress .wlt files to PNG (or .tif/.bmp/.ppm/lossless .webp by suffix). A folder is decompressed "
+    d = sub.add_parser("decompress", help=".wlt file(s) -> PNG or WAV/FLAC", description=(
+        "Decompress .wlt files to PNG (or .tif/.bmp/.ppm/lossless .webp by suffix), audio to WAV or FLAC. A folder is decompressed "
         "recursively into a mirrored tree. '-' reads stdin / writes stdout (PNG)."))
     d.add_argument("input", help=".wlt file, folder, or - for stdin")
     d.add_argument("-o", "--output", help="output image or folder (default: input with .png suffix; - = stdout)")
     d.add_argument("-w", "--weights", help="weights file the .wlt was written with (default: its preset)")
-    d.add_argument("-r", "--reference", help="original image: print the PSNR of the result against it")
+    d.add_argument("-r", "--reference", help="original image (or audio): print the PSNR (SNR) of the result against it")
     d.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
@@ -68,12 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list presets", description="List the registered presets and whether weights ship.")
 
-    t = sub.add_parser("train", help="train a preset on a folder of images", description=(
-        "Train a codec on random crops of a folder of images. Loss = lambda * 255^2 * MSE + bits per pixel, the "
+    t = sub.add_parser("train", help="train a preset on a folder of images or audio", description=(
+        "Train a codec on random crops of a folder of images (loss = lambda * 255^2 * MSE + bits per pixel) or on "
+        "random excerpts of a folder of audio files for audio presets (loss = MSE + lambda * bits per sample), the "
         "rate coming from the same entropy model that codes files. Checkpoints go to OUT/last.safetensors "
         "every few minutes, on Ctrl-C and at the end; rerunning the same command resumes exactly. "
         "Multi-process: torchrun --nproc_per_node=N -m wavelatent train ..."))
-    t.add_argument("data", help="folder of training images")
+    t.add_argument("data", help="folder of training images (audio presets: audio files)")
     t.add_argument("-o", "--out", required=True, help="run folder (checkpoint and log)")
     t.add_argument("-p", "--preset", help="preset to train")
     t.add_argument("--config", dest="config_file", help="JSON codec config instead of a preset")
@@ -85,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--crop", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--warmup", type=int, default=200)
-    t.add_argument("--lmbda", type=float, default=0.0067, help="rate-distortion weight (CompressAI convention)")
+    t.add_argument("--lmbda", type=float, default=None, help="rate-distortion weight; images: loss = lmbda * 255^2 * "
+                   "MSE + bpp (CompressAI convention, default 0.0067); audio: loss = MSE + lmbda * bits per sample "
+                   "(default 1e-4)")
+    t.add_argument("--excerpt", type=int, default=None, help="audio: samples per training excerpt "
+                   "(default 256 latent positions)")
+    t.add_argument("--val-seconds", type=float, default=10.0, help="audio: validate on at most this much of each file")
     t.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights, e.g. 0.999 (0 = off)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-pca-init", dest="pca_init", action="store_false", help="random instead of PCA init")
@@ -116,6 +124,17 @@ def _report(r, quiet: bool) -> None:
     info = r.info
     if not info:
         return
+    if info.get("modality") == "audio":
+        msg = (f"{r.source} -> {r.output}: {info.get('frames')} frames x {info.get('channels')} ch at "
+               f"{info.get('sample_rate')} Hz ({info.get('duration_s', 0):.2f} s), {info['file_bytes']:,} bytes, "
+               f"{info.get('kbps', 0):.2f} kbps, {info.get('compression_ratio', 0):.1f}:1, "
+               f"{info.get('preset')} q{info.get('quality')}, {info['seconds'] * 1000:.0f} ms")
+        if len(info.get("groups") or []) > 1:
+            msg += f", {info.get('coding')}"
+        if "snr" in info:
+            msg += f", SNR {info['snr']:.2f} dB"
+        _say(msg, quiet)
+        return
     h, w = info.get("height"), info.get("width")
     msg = (f"{r.source} -> {r.output}: {w}x{h} {info.get('mode')}, {info['file_bytes']:,} bytes, "
            f"{info.get('bpp', 0):.4f} bpp, {info.get('compression_ratio', 0):.1f}:1, "
@@ -140,6 +159,7 @@ def _finish_batch(results, quiet: bool) -> int:
 
 def cmd_compress(a) -> int:
     from ..data import IMAGE_SUFFIXES
+    from ..io.audio import AUDIO_SUFFIXES
     from ..jobs import WLT_SUFFIX, compress_file, run_tree, tree_pairs
 
     preset = a.weights or a.preset
@@ -148,7 +168,8 @@ def cmd_compress(a) -> int:
     if a.input != "-" and os.path.isdir(a.input):
         if not a.output:
             raise _usage("compressing a folder needs -o OUTPUT_FOLDER")
-        pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES + (".npy",), WLT_SUFFIX)
+        pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix.lower() in IMAGE_SUFFIXES + (".npy",) + AUDIO_SUFFIXES,
+                           WLT_SUFFIX)
         results = run_tree(pairs, lambda s, d: compress_file(s, d, preset=preset, quality=a.quality, force=a.force),
                            force=a.force, progress=not a.quiet)
         return _finish_batch(results, a.quiet)
@@ -166,12 +187,26 @@ def cmd_decompress(a) -> int:
         if a.reference:
             raise _usage("--reference applies to a single file")
         pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix == WLT_SUFFIX, ".png")
+        pairs = ((s, d.with_suffix(_decoded_suffix(s))) for s, d in pairs)  # audio -> .wav
         results = run_tree(pairs, lambda s, d: decompress_file(s, d, weights=a.weights, force=a.force),
                            force=a.force, progress=not a.quiet)
         return _finish_batch(results, a.quiet)
-    out = a.output or _default_output(a.input, ".png")
+    out = a.output or _default_output(a.input, _decoded_suffix(a.input))
     _report(decompress_file(a.input, out, weights=a.weights, force=a.force, reference=a.reference), a.quiet)
     return 0
+
+
+def _decoded_suffix(path) -> str:
+    """``.wav`` for an audio .wlt file, else ``.png`` (also for unreadable files: the job says why)."""
+    from ..container import read_header
+    from ..errors import WavelatentError
+
+    if str(path) == "-":
+        return ".png"
+    try:
+        return ".wav" if read_header(Path(path).read_bytes()).get("modality") == "audio" else ".png"
+    except (OSError, WavelatentError):
+        return ".png"
 
 
 def cmd_info(a) -> int:
@@ -201,7 +236,7 @@ def _weights_info(target: str) -> dict:
 
     if target in list_presets() and not has_shipped_weights(target):
         cfg = get_config(target)
-        return {**cfg.to_dict(), "reduction": cfg.reduction, "weights": "none shipped"}
+        return {**cfg.to_dict(), "reduction": cfg.reduction, "weights": "none shipped", **_audio_notes(cfg)}
     codec = load_codec(target)
     cfg = codec.config
     from safetensors import safe_open
@@ -218,7 +253,15 @@ def _weights_info(target: str) -> dict:
         "encoder_parameters": sum(p.numel() for p in codec.encoder.parameters()),
         "trained_steps": int(meta.get("trained_steps", "0")),
         "wavelatent_version": meta.get("wavelatent_version"),
+        **_audio_notes(cfg),
     }
+
+
+def _audio_notes(cfg) -> dict:
+    if cfg.modality != "audio":
+        return {}
+    return {"multichannel": f"other channel counts are coded in groups of {cfg.channels} (an incomplete last group "
+                            f"repeats its last channel); other rates are resampled to {cfg.sample_rate} Hz and back"}
 
 
 def cmd_list(a) -> int:

@@ -17,6 +17,9 @@ _EXPORTS = {
     "make_baseline": "codecs",
     "make_baselines": "codecs",
     "load_wavelatent_codecs": "codecs",
+    "TAEF2Codec": "taef2",
+    "load_taef2": "taef2",
+    "taef2_encode": "taef2",
     "bd_rate": "bd",
     "bd_psnr": "bd",
     "bd_table": "bd",
@@ -33,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .codecs import ImageCodec, PillowCodec, WavelatentCodec, load_wavelatent_codecs, make_baseline, make_baselines
     from .metrics import bpp, ms_ssim, psnr, psnr_y
     from .run import EvaluationResult, default_codecs, evaluate
+    from .taef2 import TAEF2Codec, load_taef2, taef2_encode
 
 
 def __getattr__(name: str) -> Any:

@@ -41,9 +41,11 @@ def summarize(codec, rows: list[dict], n_images: int, max_size: int | None = Non
                 vals = vals[np.isfinite(vals)]
             results[key].append(_finite(float(vals.mean())) if len(vals) else None)
         scales += [r["ms_ssim_scales"] for r in rs]
+    reduction = getattr(codec, "reduction", None)  # signal values per latent value; None: not a latent codec
     return {
         "name": codec.name,
         "description": codec.description,
+        "reduction": float(reduction) if reduction else None,
         "results": results,
         "meta": {
             "points": list(points),
@@ -232,11 +234,13 @@ def write_html(path: Path, curves: dict[str, dict], bd: list[dict], crops: list[
     for name, doc in curves.items():
         res = doc["results"]
         parts.append(f"<h3>{e(name)}</h3><p>{e(doc['description'])} — <a href='{e(name)}.json'>{e(name)}.json</a>"
-                     "</p><table><tr><th>point</th><th>bpp</th><th>PSNR-RGB</th><th>PSNR-Y</th><th>MS-SSIM</th>"
-                     "<th>encode ms</th><th>decode ms</th></tr>")
+                     "</p><table><tr><th>point</th><th>reduction</th><th>bpp</th><th>PSNR-RGB</th><th>PSNR-Y</th>"
+                     "<th>MS-SSIM</th><th>encode ms</th><th>decode ms</th></tr>")
         for i, p in enumerate(doc["meta"]["points"]):
             enc, dec = res["encoding_time"][i], res["decoding_time"][i]
-            parts.append(f"<tr><td>{e(str(p))}</td><td>{_fmt(res['bpp'][i], 4)}</td><td>{_fmt(res['psnr-rgb'][i], 2)}"
+            red = doc.get("reduction")
+            parts.append(f"<tr><td>{e(str(p))}</td><td>{e(f'{red:g}x' if red else 'n/a')}</td>"
+                         f"<td>{_fmt(res['bpp'][i], 4)}</td><td>{_fmt(res['psnr-rgb'][i], 2)}"
                          f"</td><td>{_fmt(res['psnr-y'][i], 2)}</td><td>{_fmt(res['ms-ssim-rgb'][i], 4)}</td>"
                          f"<td>{_fmt(None if enc is None else enc * 1000, 1)}</td>"
                          f"<td>{_fmt(None if dec is None else dec * 1000, 1)}</td></tr>")

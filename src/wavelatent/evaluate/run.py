@@ -247,6 +247,9 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     files = report.write_json(out, curves)
     files["csv"] = report.write_csv(out / "results.csv", rows, CSV_COLUMNS)
+    from .summary import write_summary
+
+    files["summary"] = write_summary(out / "summary.md", curves, rows)
     if bd:
         files["bd"] = report.write_bd(out / "bd.json", bd)
     subtitle = f"{len(paths)} image(s) from {Path(folder).name}"
@@ -270,7 +273,7 @@ def evaluate(
 
 def _crops(out: Path, path: Path, codecs: list, rows: list[dict], max_size, size: int, note) -> list[dict]:
     """Crops of the first image: original, the first wavelatent codec at its default quality, and
-    JPEG and WebP at the point whose bpp on this image is closest to it."""
+    JPEG and WebP at the point whose bpp on this image is closest to it (and TAEF2 png8 if evaluated)."""
     from ..io.images import save_image
 
     main = next((c for c in codecs if getattr(c, "kind", "") == "wavelatent"), None)
@@ -287,7 +290,7 @@ def _crops(out: Path, path: Path, codecs: list, rows: list[dict], max_size, size
 
     target = row(main.name, main.default_point)["bpp"]
     picks = [(main, main.default_point)]
-    for name in ("jpeg", "webp"):
+    for name in ("jpeg", "webp", "taef2-png8"):
         c = next((c for c in codecs if c.name == name), None)
         if c is not None:
             best = min(c.points(), key=lambda p: abs(row(name, p)["bpp"] - target))

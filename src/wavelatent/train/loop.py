@@ -1,4 +1,12 @@
-"""The training loop: MSE + lambda * rate, AdamW, warmup + cosine LR, EMA, DDP, exact resume."""
+"""The training loop: MSE + lambda * rate, AdamW, warmup + cosine LR, EMA, DDP, exact resume.
+
+Images: random crops, ``loss = lmbda * 255^2 * MSE + bits per pixel`` (CompressAI convention).
+Audio presets: random excerpts of a folder of audio files resampled to the preset's rate,
+``loss = MSE + lmbda * bits per sample`` (per channel sample; waveform in [-1, 1]). At the optimum
+one more bit per sample is worth ``lmbda`` of MSE; in the high-rate regime a coded coefficient then
+gets a quantization step of about ``sqrt(12 lmbda / (2 ln 2)) = 2.9 sqrt(lmbda)`` (so ``lmbda = 1e-4``
+gives steps of about 0.03 in waveform units, ~1e-4 of MSE: ~20 dB SNR on music at -17 dBFS RMS).
+"""
 from __future__ import annotations
 
 import copy
@@ -45,7 +53,7 @@ class TrainOptions:
     min_lr: float = 1e-5
     warmup: int = 200
     weight_decay: float = 1e-4
-    lmbda: float = 0.0067  # CompressAI convention: loss = lmbda * 255^2 * MSE + bpp
+    lmbda: float | None = None  # None: 0.0067 for images (lmbda * 255^2 * MSE + bpp), 1e-4 for audio (MSE + lmbda * bits/sample)
     ema: float = 0.0  # EMA decay; 0 disables
     seed: int = 0
     pca_init: bool = True
@@ -56,6 +64,8 @@ class TrainOptions:
     threads: int | None = None
     device: str = "auto"
     progress: bool = True
+    excerpt: int | None = None  # audio: samples per excerpt (rounded up to whole blocks); None: 256 latent positions
+    val_seconds: float = 10.0  # audio: validate on at most this many seconds from the middle of each file
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -83,14 +93,16 @@ def _resolve_config(o: TrainOptions) -> CodecConfig:
     return get_config(o.preset)
 
 
-def _split(o: TrainOptions) -> tuple[list[Path], list[Path]]:
+def _split(o: TrainOptions, audio: bool = False) -> tuple[list[Path], list[Path]]:
     from ..data import list_images
+    from ..data.audio import list_audio
 
-    files = list_images(o.data)
+    lister = list_audio if audio else list_images
+    files = lister(o.data)
     if o.val:
-        return files, list_images(o.val)
+        return files, lister(o.val)
     if len(files) <= o.val_count:
-        raise InputError(f"{o.data}: {len(files)} images are too few to hold out {o.val_count} for validation")
+        raise InputError(f"{o.data}: {len(files)} files are too few to hold out {o.val_count} for validation")
     # every k-th file is held out: a spread of the folder, stable across runs
     k = len(files) // o.val_count
     val = files[k // 2 :: k][: o.val_count]
@@ -150,6 +162,35 @@ def validate(codec: WaveletCodec, images: list[np.ndarray], quality: int | None 
     return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
 
 
+def validate_audio(codec: WaveletCodec, clips: list[np.ndarray]) -> dict[str, float]:
+    """Real compress/decompress of each clip: kbps from the bytes, SNR over all clips together."""
+    from ..audio import compress_audio, decompress_audio, snr_db
+
+    model = copy.deepcopy(codec).eval()
+    model.freeze()
+    rate = model.config.sample_rate
+    bits = seconds = signal = error = 0.0
+    for clip in clips:
+        data = compress_audio(clip, rate, model)
+        out, _ = decompress_audio(data, model)
+        bits += 8 * len(data)
+        seconds += len(clip) / rate
+        signal += float(np.sum(clip.astype(np.float64) ** 2))
+        error += float(np.sum((clip.astype(np.float64) - out) ** 2))
+    return {"kbps": bits / seconds / 1000, "snr": snr_db(signal, error)}
+
+
+def audio_pca_scale(config: CodecConfig, lmbda: float) -> float:
+    """Encoder gain at which the middle quality step is the high-rate optimum for ``lmbda``."""
+    steps = sorted(config.quality_steps)
+    return steps[len(steps) // 2] / math.sqrt(12 * lmbda / (2 * math.log(2)))
+
+
+def _middle(x: np.ndarray, n: int) -> np.ndarray:
+    start = max(0, (len(x) - n) // 2)
+    return x[start : start + n]
+
+
 class _Stop(Exception):
     pass
 
@@ -182,10 +223,22 @@ def train(o: TrainOptions) -> Path:
         out.mkdir(parents=True, exist_ok=True)
 
     config = _resolve_config(o)
-    train_files, val_files = _split(o)
-    images = load_images(train_files, config.channels, min_size=o.crop, progress=o.progress and main)
-    val_images = [_center(im, o.val_size) for im in load_images(val_files, config.channels)] if main else []
-    batcher = CropBatcher(images, o.crop, o.batch_size, o.seed)
+    audio = config.modality == "audio"
+    lmbda = o.lmbda if o.lmbda is not None else (1e-4 if audio else 0.0067)
+    train_files, val_files = _split(o, audio)
+    if audio:
+        from ..data.audio import ExcerptBatcher, load_audio
+
+        rate = config.sample_rate
+        clips = load_audio(train_files, rate, config.channels, progress=o.progress and main)
+        val_images = ([_middle(c, max(1, int(o.val_seconds * rate))) for c in load_audio(val_files, rate, config.channels)]
+                      if main else [])
+        length = -(-(o.excerpt or 256 * config.block) // config.block) * config.block
+        batcher = ExcerptBatcher(clips, length, o.batch_size, o.seed)
+    else:
+        images = load_images(train_files, config.channels, min_size=o.crop, progress=o.progress and main)
+        val_images = [_center(im, o.val_size) for im in load_images(val_files, config.channels)] if main else []
+        batcher = CropBatcher(images, o.crop, o.batch_size, o.seed)
 
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
@@ -197,7 +250,8 @@ def train(o: TrainOptions) -> Path:
         torch.manual_seed(o.seed)
         codec = WaveletCodec(config)
         if o.pca_init:
-            pca_init(codec, torch.cat([batcher.batch(-1 - i)[0] for i in range(4)]))
+            pca_init(codec, torch.cat([batcher.batch(-1 - i)[0] for i in range(4)]),
+                     **({"scale": audio_pca_scale(config, lmbda)} if audio else {}))
         ema = copy.deepcopy(codec) if o.ema > 0 else None
         start, opt_state = 0, None
     codec.to(device).train()
@@ -251,7 +305,7 @@ def train(o: TrainOptions) -> Path:
             B = x.shape[0]
             u = torch.rand(B, generator=g)
             qstep = torch.exp(math.log(steps_lo) + u * (math.log(steps_hi) - math.log(steps_lo)))
-            latent = (B, config.latent_channels, *[o.crop // config.block] * config.spatial_dims)
+            latent = (B, config.latent_channels, *[n // config.block for n in x.shape[2:]])
             noise = torch.rand(latent, generator=g) - 0.5
             shard = slice(rank * B // world, (rank + 1) * B // world)
             x, qstep, noise = x[shard].to(device), qstep[shard].to(device), noise[shard].to(device)
@@ -260,8 +314,12 @@ def train(o: TrainOptions) -> Path:
                 group["lr"] = _lr_at(step, o) * group["lr_scale"]
             x_hat, bits = model(x, qstep, noise)
             mse = F.mse_loss(x_hat, x)
-            bpp = bits.sum() / (x.shape[0] * pixels)
-            loss = o.lmbda * 255.0**2 * mse + bpp
+            if audio:  # bits per channel sample
+                bpp = bits.sum() / x.numel()
+                loss = mse + lmbda * bpp
+            else:
+                bpp = bits.sum() / (x.shape[0] * pixels)
+                loss = lmbda * 255.0**2 * mse + bpp
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
@@ -273,16 +331,28 @@ def train(o: TrainOptions) -> Path:
             step += 1
             if main:
                 bar.update(1)
-                if step % 10 == 0:
+                if step % 10 == 0 and audio:
+                    snr = 10 * math.log10(max(x.pow(2).mean().item(), 1e-12) / max(mse.item(), 1e-12))
+                    bar.set_postfix(loss=f"{loss.item():.3g}", snr=f"{snr:.2f}", bps=f"{bpp.item():.3f}")
+                elif step % 10 == 0:
                     bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{-10 * math.log10(max(mse.item(), 1e-10)):.2f}",
                                     bpp=f"{bpp.item():.3f}")
-                if step % 100 == 0:
+                if step % 100 == 0:  # bpp_est: bits per pixel, or per channel sample for audio
                     log({"step": step, "loss": loss.item(), "mse": mse.item(), "bpp_est": bpp.item(),
                          "lr": _lr_at(step - 1, o), "elapsed_s": time.monotonic() - t0})
-                if val_images and (step % o.val_every == 0 or step == o.steps):
-                    r = validate(ema if ema is not None else codec, val_images)
-                    log({"step": step, "val_bpp": r["bpp"], "val_psnr": r["psnr"]})
-                    tqdm.write(f"step {step}: validation PSNR {r['psnr']:.2f} dB at {r['bpp']:.3f} bpp (real bytes)")
+                if val_images and audio and (step % o.val_every == 0 or step == o.steps):
+                    r = validate_audio(ema if ema is not None else codec, val_images)
+                    log({"step": step, "val_kbps": r["kbps"], "val_snr": r["snr"]})
+                    tqdm.write(f"step {step}: validation SNR {r['snr']:.2f} dB at {r['kbps']:.2f} kbps (real bytes)")
+                elif val_images and (step % o.val_every == 0 or step == o.steps):
+                    try:
+                        r = validate(ema if ema is not None else codec, val_images)
+                    except Exception as e:  # a failing validation must not cost the run
+                        log({"step": step, "val_error": f"{type(e).__name__}: {e}"})
+                        tqdm.write(f"step {step}: validation failed: {type(e).__name__}: {e}")
+                    else:
+                        log({"step": step, "val_bpp": r["bpp"], "val_psnr": r["psnr"]})
+                        tqdm.write(f"step {step}: validation PSNR {r['psnr']:.2f} dB at {r['bpp']:.3f} bpp (real bytes)")
             now = time.monotonic()
             if now - last_ckpt > o.checkpoint_minutes * 60:
                 checkpoint(step)

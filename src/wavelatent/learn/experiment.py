@@ -1,0 +1,400 @@
+"""``wavelatent learn``: the same small CNN trained on latents and on pixels, same budget each.
+
+Data: ``DATA/train/<class>/*`` and ``DATA/val/<class>/*`` (e.g. ../shared/data/imagenette).
+
+1. Every image is resized (short side to ``size``, 144) and centre-cropped exactly as
+   ``wavelatent cache`` does, and kept as uint8 in ``OUT/images-{train,val}.npy`` (reused on a rerun).
+2. Each input type (:mod:`wavelatent.learn.inputs`) turns those images into features at its own
+   resolution (latent symbols at 1/8, box-shrunk pixels, ...).
+3. Training sees random ``crop`` windows (128 px of the 144) at offsets on a ``grid`` of 8 pixels
+   (one latent position; 2 pixels of a 32 px input) and horizontal flips with probability 1/2,
+   applied to the features (see :mod:`wavelatent.data.latents` for what a flip means for
+   latents); validation takes the centre window. Inputs are standardized per channel with the
+   training set's statistics.
+4. :class:`~wavelatent.learn.models.SmallCNN` with the same width, epochs, batch size, AdamW,
+   one-epoch warmup then cosine learning rate, label smoothing, and seed for every input.
+
+Each input's result goes to ``OUT/runs/<input>.json`` as soon as it is trained; a rerun skips
+inputs whose result exists with the same settings and the same features (``--force`` redoes
+them). ``OUT/results.json`` collects them (top-1 on val, seconds per training epoch, bytes per
+sample raw and entropy-coded, MACs), ``OUT/results.md`` is the table and ``OUT/results.png`` the plot.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from .inputs import DEFAULT_INPUTS, InputType, get_input
+
+__all__ = ["LearnOptions", "learn", "prepare_split"]
+
+RESULTS_VERSION = 1
+
+
+@dataclass
+class LearnOptions:
+    data: str
+    out: str
+    inputs: Sequence[str] = DEFAULT_INPUTS
+    epochs: int = 12
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    width: int = 32
+    size: int = 144
+    crop: int = 128
+    grid: int = 8
+    seed: int = 0
+    limit_per_class: int | None = None
+    threads: int | None = None
+    force: bool = False
+    progress: bool = True
+
+    def settings(self) -> dict:
+        """What a result depends on (a rerun with other settings redoes the run)."""
+        skip = {"out", "inputs", "threads", "force", "progress"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8 [N, size, size, 3]
+    labels: np.ndarray  # int64 [N]
+    sources: list[str]
+    source_bytes: list[int] = field(default_factory=list)
+
+
+def _log(msg: str, progress: bool) -> None:
+    if progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _atomic_json(path: Path, obj) -> None:
+    from ..io.files import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode(), force=True)
+
+
+def prepare_split(folder: Path, out: Path, name: str, size: int, classes: list[str] | None,
+                  limit_per_class: int | None, progress: bool) -> tuple[Split, list[str]]:
+    """Decode, resize and centre-crop a split once; cached as ``OUT/images-<name>.npy`` + ``.json``."""
+    from tqdm import tqdm
+
+    from ..data.cache import list_sources, prepare_image
+    from ..io.files import atomic_write_bytes
+
+    paths, labels, found = list_sources(folder, "from-folders")
+    if classes is not None and found != classes:
+        raise InputError(f"{folder}: classes {found} differ from the training classes {classes}")
+    if limit_per_class is not None:
+        keep, count = [], {}
+        for p, lab in zip(paths, labels):
+            if count.get(lab, 0) < limit_per_class:
+                keep.append((p, lab))
+                count[lab] = count.get(lab, 0) + 1
+        paths, labels = [p for p, _ in keep], [lab for _, lab in keep]
+    meta = {
+        "size": size,
+        "classes": found,
+        "sources": [p.relative_to(folder).as_posix() for p in paths],
+        "source_bytes": [p.stat().st_size for p in paths],
+        "labels": [int(v) for v in labels],
+    }
+    npy, js = out / f"images-{name}.npy", out / f"images-{name}.json"
+    if npy.is_file() and js.is_file():
+        try:
+            if json.loads(js.read_text()) == meta:
+                images = np.load(npy, allow_pickle=False)
+                return Split(images, np.array(labels, np.int64), meta["sources"], meta["source_bytes"]), found
+        except (OSError, ValueError):
+            pass
+    images = np.stack([prepare_image(p, size, 3) for p in tqdm(paths, desc=f"reading {name}", disable=not progress,
+                                                                 leave=False, unit="img")])
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, images, allow_pickle=False)
+    atomic_write_bytes(npy, buf.getvalue(), force=True)
+    _atomic_json(js, meta)
+    return Split(images, np.array(labels, np.int64), meta["sources"], meta["source_bytes"]), found
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "input"
+
+
+class _Features:
+    """Features of one split at stored resolution, with the window geometry in feature units."""
+
+    def __init__(self, spec: InputType, split: Split, opts: LearnOptions) -> None:
+        x = np.asarray(spec.features(split.images))
+        if x.ndim != 4 or x.shape[0] != len(split.images) or x.shape[2] != x.shape[3]:
+            raise InputError(f"{spec.name}: features must be [N, C, h, h], got {x.shape}")
+        h = x.shape[2]
+        f = opts.size // h if h else 0
+        if not h or f * h != opts.size or opts.crop % f or opts.grid % f or ((opts.size - opts.crop) // 2) % f:
+            raise InputError(
+                f"{spec.name}: features of {h}x{h} for {opts.size} px images: the size, crop ({opts.crop}), grid "
+                f"({opts.grid}) and centre offset must all be multiples of the factor"
+            )
+        self.x, self.factor, self.scale, self.flip = x, f, spec.scale, spec.flip
+        self.crop, self.grid = opts.crop // f, opts.grid // f
+        self.centre = (opts.size - opts.crop) // 2 // f
+        self.positions = (h - self.crop) // self.grid + 1
+
+    def batch(self, idx: np.ndarray, offsets: np.ndarray | None, flips: np.ndarray | None):
+        """Float tensor ``[n, C, crop, crop]`` (scaled): samples ``idx``, mirrored where ``flips``
+        (whole feature map, with the input's flip), then cut at ``offsets`` (grid units) or the centre."""
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(self.x[idx])).to(torch.float32).mul_(self.scale)
+        if flips is not None and flips.any():
+            m = torch.from_numpy(np.asarray(flips, bool))
+            t[m] = self.flip(t[m]) if self.flip is not None else t[m].flip(-1)
+        c = self.crop
+        if offsets is None:
+            o = self.centre
+            return t[:, :, o : o + c, o : o + c].contiguous()
+        g = self.grid
+        return torch.stack([t[j, :, oy * g : oy * g + c, ox * g : ox * g + c] for j, (oy, ox) in enumerate(offsets)])
+
+
+def _fingerprint(arr: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(arr).view(np.uint8).reshape(-1)).hexdigest()[:16]
+
+
+def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts: LearnOptions,
+                features: tuple[_Features, _Features] | None = None, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Train one SmallCNN on one input type; returns its result record."""
+    import torch
+    import torch.nn.functional as F
+
+    from .models import SmallCNN, count_macs
+
+    t0 = time.perf_counter()
+    ftr, fval = features or (_Features(spec, train, opts), _Features(spec, val, opts))
+    feature_seconds = time.perf_counter() - t0
+    C = ftr.x.shape[1]
+    scale = spec.scale
+    # per-channel statistics of the training features (float64 sums, chunked)
+    s1 = np.zeros(C)
+    s2 = np.zeros(C)
+    for i in range(0, len(ftr.x), 256):
+        v = ftr.x[i : i + 256].astype(np.float64) * scale
+        s1 += v.sum(axis=(0, 2, 3))
+        s2 += (v * v).sum(axis=(0, 2, 3))
+    n = ftr.x.shape[0] * ftr.x.shape[2] * ftr.x.shape[3]
+    mean = s1 / n
+    std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, C, 1, 1)
+    inv_t = torch.tensor(1.0 / std, dtype=torch.float32).view(1, C, 1, 1)
+
+    def to_input(batch: torch.Tensor) -> torch.Tensor:
+        return batch.sub_(mean_t).mul_(inv_t)
+
+    torch.manual_seed(opts.seed)
+    model = SmallCNN(C, ftr.crop, n_classes, width=opts.width)
+    macs = count_macs(model, (C, ftr.crop, ftr.crop))
+    params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    N = len(train.labels)
+    steps_per_epoch = math.ceil(N / opts.batch_size)
+    total = steps_per_epoch * opts.epochs
+    warmup = min(steps_per_epoch, total)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    val_x = to_input(fval.batch(np.arange(len(val.labels)), None, None))
+    val_y = torch.from_numpy(val.labels)
+    ytr = torch.from_numpy(train.labels)
+    history = []
+    for epoch in range(opts.epochs):
+        rng = np.random.default_rng([opts.seed, epoch])
+        perm = rng.permutation(N)
+        offsets = rng.integers(0, ftr.positions, size=(N, 2))
+        flips = rng.random(N) < 0.5
+        model.train()
+        t_ep = time.perf_counter()
+        loss_sum = correct = 0.0
+        for b in range(steps_per_epoch):
+            sl = slice(b * opts.batch_size, (b + 1) * opts.batch_size)
+            idx = perm[sl]
+            xb = to_input(ftr.batch(idx, offsets[sl], flips[sl]))
+            yb = ytr[idx]
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb, label_smoothing=opts.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += float((logits.argmax(1) == yb).sum())
+        seconds = time.perf_counter() - t_ep
+        model.eval()
+        t_val = time.perf_counter()
+        with torch.inference_mode():
+            pred = torch.cat([model(val_x[i : i + 256]).argmax(1) for i in range(0, len(val_x), 256)])
+        top1 = float((pred == val_y).float().mean())
+        history.append({
+            "epoch": epoch + 1, "train_loss": loss_sum / N, "train_top1": correct / N, "val_top1": top1,
+            "train_seconds": seconds, "val_seconds": time.perf_counter() - t_val,
+        })
+        log(f"  {spec.name} epoch {epoch + 1}/{opts.epochs}: loss {loss_sum / N:.3f}, val top-1 {100 * top1:.1f} %, "
+            f"{seconds:.1f} s")
+    crops = val.images[:, fval.centre * fval.factor : fval.centre * fval.factor + opts.crop,
+                       fval.centre * fval.factor : fval.centre * fval.factor + opts.crop]
+    if spec.disk_bytes is not None:
+        disk = dict(spec.disk_bytes(np.ascontiguousarray(crops)))
+    else:
+        disk = {"raw": float(val_x[0].numel() * ftr.x.dtype.itemsize), "coded": None, "coded_as": None}
+    return {
+        "input": spec.name,
+        "description": spec.description,
+        "shape": [C, ftr.crop, ftr.crop],
+        "values": C * ftr.crop * ftr.crop,
+        "dtype": ftr.x.dtype.name,
+        "bytes_raw": disk.get("raw"),
+        "bytes_coded": disk.get("coded"),
+        "coded_as": disk.get("coded_as"),
+        "top1": history[-1]["val_top1"] if history else None,
+        "best_top1": max((h["val_top1"] for h in history), default=None),
+        "epoch_seconds": float(np.mean([h["train_seconds"] for h in history])) if history else None,
+        "feature_seconds": feature_seconds,
+        "macs": macs,
+        "parameters": params,
+        "stem_downsamples": model.stem_downsamples,
+        "history": history,
+        "fingerprint": _fingerprint(ftr.x),
+    }
+
+
+def learn(opts: LearnOptions) -> dict:
+    """Run the experiment (resuming finished inputs); returns the results document."""
+    import torch
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    data, out = Path(opts.data), Path(opts.out)
+    if not (data / "train").is_dir() or not (data / "val").is_dir():
+        raise InputError(f"{data}: expected train/<class>/* and val/<class>/* folders")
+    for key in ("epochs", "batch_size", "width", "size", "crop", "grid"):
+        if getattr(opts, key) < 1:
+            raise InputError(f"--{key.replace('_', '-')} must be positive")
+    if opts.crop > opts.size:
+        raise InputError(f"--crop ({opts.crop}) must not exceed --size ({opts.size})")
+    specs = [get_input(name, crop=opts.crop) for name in opts.inputs]
+    out.mkdir(parents=True, exist_ok=True)
+    log = lambda m: _log(m, opts.progress)  # noqa: E731
+    t0 = time.perf_counter()
+    train, classes = prepare_split(data / "train", out, "train", opts.size, None, opts.limit_per_class, opts.progress)
+    val, _ = prepare_split(data / "val", out, "val", opts.size, classes, opts.limit_per_class, opts.progress)
+    log(f"{len(train.labels)} train / {len(val.labels)} val images, {len(classes)} classes "
+        f"({time.perf_counter() - t0:.0f} s to read)")
+    settings = opts.settings()
+    runs = []
+    for spec in specs:
+        path = out / "runs" / f"{_slug(spec.name)}.json"
+        feats = (_Features(spec, train, opts), _Features(spec, val, opts))
+        fp = _fingerprint(feats[0].x)
+        if path.is_file() and not opts.force:
+            try:
+                old = json.loads(path.read_text())
+            except (OSError, ValueError):
+                old = {}
+            if old.get("settings") == settings and old.get("fingerprint") == fp and old.get("version") == RESULTS_VERSION:
+                log(f"{spec.name}: done before (top-1 {100 * old['top1']:.1f} %), skipped")
+                runs.append(old)
+                continue
+        log(f"{spec.name}: {spec.description}")
+        t_run = time.perf_counter()
+        rec = train_input(spec, train, val, len(classes), opts, feats, log)
+        rec.update(version=RESULTS_VERSION, settings=settings, run_seconds=time.perf_counter() - t_run,
+                   threads=torch.get_num_threads())
+        _atomic_json(path, rec)
+        runs.append(rec)
+    doc = {
+        "experiment": "classification",
+        "data": str(data),
+        "classes": classes,
+        "train_samples": len(train.labels),
+        "val_samples": len(val.labels),
+        "source_bytes_per_image": float(np.mean(train.source_bytes + val.source_bytes)),
+        "settings": settings,
+        "threads": torch.get_num_threads(),
+        "runs": runs,
+    }
+    _atomic_json(out / "results.json", doc)
+    (out / "results.md").write_text(results_table(doc) + "\n")
+    try:
+        plot_results(doc, out / "results.png")
+    except ImportError:
+        log("matplotlib is not installed: no plot")
+    return doc
+
+
+def results_table(doc: dict) -> str:
+    src = doc.get("source_bytes_per_image")
+    lines = [
+        f"{doc['train_samples']} train / {doc['val_samples']} val, {len(doc['classes'])} classes; source files "
+        f"{src:,.0f} bytes per image" if src else "",
+        "",
+        "| input | shape | top-1 (best) | s/epoch | bytes raw | bytes coded | MACs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["runs"]:
+        coded = "-" if r.get("bytes_coded") is None else f"{r['bytes_coded']:,.0f} ({r.get('coded_as')})"
+        lines.append(
+            f"| {r['input']} | {'x'.join(map(str, r['shape']))} | {100 * r['top1']:.1f} % ({100 * r['best_top1']:.1f}) "
+            f"| {r['epoch_seconds']:.1f} | {r['bytes_raw']:,.0f} | {coded} | {r['macs'] / 1e6:.1f} M |"
+        )
+    return "\n".join(lines)
+
+
+def plot_results(doc: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = doc["runs"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = [r["input"] for r in runs]
+    tops = [100 * r["top1"] for r in runs]
+    bars = a.bar(range(len(runs)), tops, color=[("tab:blue" if "latent" in n else "tab:gray") for n in names])
+    for bar, r in zip(bars, runs):
+        label = f"{'x'.join(map(str, r['shape']))}\n{r['bytes_raw']:,.0f} B"
+        if r.get("bytes_coded"):
+            label += f" / {r['bytes_coded']:,.0f} B"
+        a.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.5, label, ha="center", va="bottom", fontsize=7)
+    a.set_xticks(range(len(runs)), names, rotation=20, fontsize=8)
+    a.set_ylabel("val top-1 (%)")
+    a.set_ylim(0, max(tops + [1]) * 1.25)
+    a.set_title("same CNN, epochs and augmentation (bytes: raw / coded per sample)", fontsize=9)
+    for r in runs:
+        b.plot([h["epoch"] for h in r["history"]], [100 * h["val_top1"] for h in r["history"]], marker=".", label=r["input"])
+    b.set_xlabel("epoch")
+    b.set_ylabel("val top-1 (%)")
+    b.grid(alpha=0.3)
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    from ..io.files import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.getvalue(), force=True)

@@ -1,0 +1,210 @@
+"""The registry of input types a ``wavelatent learn`` experiment can train on.
+
+An input type turns a batch of images into the arrays a model sees::
+
+    features(images: uint8 [N, H, W, 3]) -> array [N, C, H / f, W / f]   (any real dtype)
+
+for one integer downsampling factor ``f`` (inferred from the shapes). The model's input is
+``features * scale``, standardized per channel with the training set's mean and std. ``H`` is
+the stored image size (``--size``, 144 by default): the experiment crops the model's window
+(``--crop``, 128) out of the features, at offsets on a grid of ``--grid`` pixels, so ``f`` must
+divide the size, the crop and the grid.
+
+Built in (``get_input`` also accepts the parametric forms ``pixels:N`` and
+``latents:PRESET_OR_WEIGHTS[@QUALITY]``):
+
+=================  =====================================================================
+``latents-16x``    ``image-rgb-16x`` symbols (int8, scale = the quantization step); 12x16x16 per 128 px
+``latents-4x``     ``image-rgb-4x`` symbols; 48x16x16 per 128 px
+``pixels-32``      the image shrunk 4x by box filtering (area average, rounded to uint8): 32x32x3
+``pixels-64``      shrunk 2x: 64x64x3
+``pixels-128``     the pixels themselves: 128x128x3
+``taef2``          TAEF2 (FLUX.2 tiny autoencoder) float latents; 32x16x16 per 128 px (6x reduction)
+=================  =====================================================================
+
+Add one with :func:`register_input`, e.g. latents of another autoencoder::
+
+    from wavelatent.learn.inputs import register_input
+    register_input("taef2", taef2_latents, description="TAEF2 latents, 32x16x16 per 128 px")
+
+where ``taef2_latents(images)`` returns float ``[N, 32, H/8, W/8]``; then
+``wavelatent learn DATA -o OUT --inputs taef2,latents-16x`` (the CLI imports modules named with
+``--plugin`` first). ``disk_bytes(crops) -> {"raw": bytes, "coded": bytes}`` per sample of
+``crops`` (uint8 ``[N, crop, crop, 3]``, the model's windows) reports what the input costs to
+store; without it the raw size is the features' ``nbytes`` and the coded size is left out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["INPUT_TYPES", "DEFAULT_INPUTS", "InputType", "get_input", "register_input"]
+
+FeatureFn = Callable[[np.ndarray], np.ndarray]
+BytesFn = Callable[[np.ndarray], dict]
+
+
+@dataclass(frozen=True)
+class InputType:
+    """A named input: ``features(images) -> [N, C, h, w]``, scale, and how to size it on disk."""
+
+    name: str
+    features: FeatureFn
+    scale: float = 1.0
+    disk_bytes: BytesFn | None = None
+    description: str = ""
+    flip: Callable | None = None  # mirror float features [n, C, h, w] (scaled); None: reverse the width
+
+
+INPUT_TYPES: dict[str, InputType] = {}
+DEFAULT_INPUTS = ("latents-16x", "pixels-32", "pixels-128", "latents-4x", "pixels-64")
+
+
+def register_input(name: str, features: FeatureFn, *, scale: float = 1.0, disk_bytes: BytesFn | None = None,
+                   description: str = "", flip: Callable | None = None, replace: bool = False) -> InputType:
+    """Add an input type to :data:`INPUT_TYPES` (``replace`` to redefine a name).
+
+    ``flip``: how to mirror a batch of float features ``[n, C, h, w]`` (already scaled) horizontally
+    for augmentation; None reverses the width, which is exact for pixels but not for latents
+    (see :mod:`wavelatent.data.flip`).
+    """
+    if name in INPUT_TYPES and not replace:
+        raise ValueError(f"input type {name!r} is already registered")
+    spec = InputType(name, features, float(scale), disk_bytes, description, flip)
+    INPUT_TYPES[name] = spec
+    return spec
+
+
+def get_input(name: str, *, crop: int = 128) -> InputType:
+    """A registered input type, or one built from ``pixels:N`` / ``latents:PRESET_OR_WEIGHTS[@Q]``.
+
+    ``crop``: the model's window in pixels of the stored images (pixel inputs shrink it to N).
+    """
+    if name in INPUT_TYPES:
+        spec = INPUT_TYPES[name]
+        return _BUILTIN[name](crop=crop) if spec.features is _lazy else spec
+    kind, sep, arg = name.partition(":")
+    if sep and kind == "pixels":
+        try:
+            side = int(arg)
+        except ValueError:
+            raise InputError(f"pixels:N needs an integer N, got {name!r}") from None
+        return pixel_input(side, crop=crop, name=name)
+    if sep and kind == "latents":
+        target, at, q = arg.rpartition("@") if "@" in arg else (arg, "", "")
+        try:
+            quality = int(q) if at else None
+        except ValueError:
+            raise InputError(f"latents:PRESET@Q needs an integer quality, got {name!r}") from None
+        return latent_input(target, quality, name=name)
+    raise InputError(f"unknown input type {name!r}; known: {', '.join(INPUT_TYPES)}, pixels:N, latents:PRESET[@Q]")
+
+
+# --- pixels -----------------------------------------------------------------
+def box_downsample(images: np.ndarray, factor: int) -> np.ndarray:
+    """uint8 ``[N, H, W, C]`` -> ``[N, C, H/f, W/f]`` uint8 area averages (rounded)."""
+    n, h, w, c = images.shape
+    if h % factor or w % factor:
+        raise InputError(f"cannot shrink {h}x{w} images by {factor}")
+    x = images.reshape(n, h // factor, factor, w // factor, factor, c).astype(np.float32).mean(axis=(2, 4))
+    return np.ascontiguousarray(np.round(x).astype(np.uint8).transpose(0, 3, 1, 2))
+
+
+def _png_bytes(x: np.ndarray) -> int:
+    from ..io.images import encode_png
+
+    return len(encode_png(np.ascontiguousarray(x.transpose(1, 2, 0))))
+
+
+def pixel_input(side: int, *, crop: int = 128, name: str | None = None) -> InputType:
+    """``side x side x 3`` pixels per ``crop x crop`` window: the images shrunk ``crop / side`` times."""
+    if side < 1 or crop % side:
+        raise InputError(f"pixels:{side}: the crop ({crop} px) must be a multiple of {side}")
+    factor = crop // side
+
+    def features(images: np.ndarray) -> np.ndarray:
+        return box_downsample(images, factor)
+
+    def disk_bytes(crops: np.ndarray) -> dict:
+        x = box_downsample(crops, factor)
+        return {"raw": float(x[0].nbytes), "coded": float(np.mean([_png_bytes(v) for v in x])), "coded_as": "PNG"}
+
+    how = "the pixels of the crop" if factor == 1 else f"the crop shrunk {factor}x by box filtering"
+    return InputType(name or f"pixels:{side}", features, 1.0, disk_bytes, f"{side}x{side}x3 pixels ({how})")
+
+
+# --- latents ----------------------------------------------------------------
+def latent_input(preset_or_weights: str, quality: int | None = None, *, name: str | None = None,
+                 crop: int = 128) -> InputType:
+    """Integer latent symbols of a codec (int8/int16), scaled by the quantization step."""
+    from ..data.cache import coded_shard_bytes, encode_symbols, symbol_dtype
+    from ..models import load_codec
+
+    codec = load_codec(preset_or_weights)
+    cfg = codec.config
+    if cfg.modality != "image" or cfg.channels != 3:
+        raise InputError(f"latent inputs need an RGB image preset, got {cfg.name}")
+    quality = cfg.check_quality(quality)
+    dtype = symbol_dtype(cfg.max_symbol(quality))
+    fitted: list = []  # the flip operator, fitted on the first images this input encodes (the training set)
+
+    def features(images: np.ndarray) -> np.ndarray:
+        if not fitted:
+            from ..data.flip import LatentFlip, fit_flip
+
+            fitted.append(LatentFlip(fit_flip(codec, images[:256])))
+        return encode_symbols(codec, images, quality).astype(dtype)
+
+    def flip(y):
+        return fitted[0](y) if fitted else y.flip(-1)
+
+    def disk_bytes(crops: np.ndarray) -> dict:
+        from ..api import _sha
+
+        q = encode_symbols(codec, crops, quality)
+        coded = coded_shard_bytes(codec, quality, 0, q, None, _sha(codec))
+        return {"raw": float(q[0].size * dtype.itemsize), "coded": len(coded) / len(q), "coded_as": "rANS shard (.wlt)"}
+
+    K = cfg.latent_channels
+    return InputType(name or f"latents:{preset_or_weights}", features, cfg.step(quality), disk_bytes,
+                     f"{cfg.name} latents q{quality}: {K} channels at 1/{cfg.block} resolution", flip)
+
+
+def taef2_input(*, crop: int = 128, name: str = "taef2") -> InputType:
+    """TAEF2 latents (:func:`wavelatent.evaluate.taef2.taef2_encode`): float32 ``[N, 32, H/8, W/8]``.
+    Stored size: raw float32, and coded as TAESD's 8-bit storage of them (a lossless PNG mosaic)."""
+    from ..evaluate.taef2 import available, mosaic_bytes, quantize_latents, taef2_encode
+
+    ok, why = available()
+    if not ok:
+        raise InputError(why)
+
+    def disk_bytes(crops: np.ndarray) -> dict:
+        import torch
+
+        y = taef2_encode(crops)
+        coded = [len(mosaic_bytes(quantize_latents(torch.from_numpy(v)))) for v in y]
+        return {"raw": float(y[0].nbytes), "coded": float(np.mean(coded)), "coded_as": "8-bit PNG mosaic"}
+
+    return InputType(name, taef2_encode, 1.0, disk_bytes, "TAEF2 float latents: 32 channels at 1/8 resolution")
+
+
+def _lazy(images):  # placeholder features of built-ins that load weights on first use
+    raise RuntimeError("unresolved input type")
+
+
+_BUILTIN: dict[str, Callable[[], InputType]] = {
+    "latents-16x": partial(latent_input, "image-rgb-16x", name="latents-16x"),
+    "latents-4x": partial(latent_input, "image-rgb-4x", name="latents-4x"),
+    "pixels-32": partial(pixel_input, 32, name="pixels-32"),
+    "pixels-64": partial(pixel_input, 64, name="pixels-64"),
+    "pixels-128": partial(pixel_input, 128, name="pixels-128"),
+    "taef2": taef2_input,
+}
+for _name in _BUILTIN:
+    INPUT_TYPES[_name] = InputType(_name, _lazy, description="built in (resolved on use)")

@@ -1,0 +1,103 @@
+"""One small CNN family for every input: a stem that adapts to the input, then a fixed body.
+
+``SmallCNN(in_channels, in_size)``:
+
+* **stem**: brings any input to ``body_size x body_size`` (16) with ``width`` channels.
+  ``n = log2(in_size / body_size)`` stride-2 3x3 convolutions (channels ``width / 2**(n-1)``
+  ... ``width``, at least 16), or, for an input already at ``body_size`` (latents at 1/8
+  resolution, 32 px inputs after one step...), a single stride-1 3x3 convolution. So a
+  ``12x16x16`` latent, a ``3x32x32`` and a ``3x128x128`` image all reach the same
+  ``width x 16 x 16`` feature map, and every input gets the same body.
+* **body** (identical for all inputs): a residual block at 16x16, a stride-2 transition and a
+  residual block at 8x8 (``2 width``), the same at 4x4 (``4 width``), global average pooling,
+  dropout, a linear classifier. Batch norm and ReLU throughout.
+
+The stem is the only part whose cost depends on the input; ``macs()`` reports the total, and the
+learn results list it, so budgets can be compared (the 128 px stem does most of its work at 64x64).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["SmallCNN", "count_macs"]
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class _Block(nn.Module):
+    """Residual block: two 3x3 convs (the first may stride), a 1x1 projection when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(cin, cout, stride)
+        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.skip = (
+            nn.Identity() if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.conv2(self.conv1(x)) + self.skip(x))
+
+
+class SmallCNN(nn.Module):
+    """Compact residual CNN whose stem takes ``in_channels`` at ``in_size`` (see module docstring)."""
+
+    def __init__(self, in_channels: int, in_size: int, num_classes: int, *, width: int = 32, body_size: int = 16,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        n = max(0, round(math.log2(max(in_size, 1) / body_size)))
+        if n and in_size != body_size * 2**n:
+            raise ValueError(f"input size {in_size} is not {body_size} times a power of two")
+        layers: list[nn.Module] = []
+        c = in_channels
+        if n == 0:
+            layers.append(_conv_bn(c, width))
+        for i in range(n):
+            out = max(16, width // 2 ** (n - 1 - i))
+            layers.append(_conv_bn(c, out, stride=2))
+            c = out
+        self.stem = nn.Sequential(*layers)
+        self.body = nn.Sequential(
+            _Block(width, width),
+            _Block(width, 2 * width, stride=2),
+            _Block(2 * width, 4 * width, stride=2),
+        )
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
+        self.in_channels, self.in_size, self.stem_downsamples = in_channels, in_size, n
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(self.stem(x)))
+
+
+def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of convolutions and linear layers for one input of ``shape`` ``[C, H, W]``."""
+    total = 0
+
+    def conv_hook(m, inp, out):
+        nonlocal total
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        total += out.numel() * k
+
+    def lin_hook(m, inp, out):
+        nonlocal total
+        total += out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(lin_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *shape))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total

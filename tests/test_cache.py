@@ -1,0 +1,289 @@
+"""Latent caches, the datasets that read them, the Ray engine and the learn experiment, on tiny data."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from wavelatent import container
+from wavelatent.data import EncodedImageFolder, LatentDataset, build_cache, read_index
+from wavelatent.data.cache import CacheError, CacheMismatchError, prepare_image
+from wavelatent.data.flip import LatentFlip
+from wavelatent.errors import WavelatentError
+from wavelatent.io.images import to_tensor
+from wavelatent.models import load_codec
+
+from .conftest import smooth_image
+
+SIZE = 32  # test-image: J=2, so 8x8 latents of 6 channels
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """Two classes of five images each, of assorted sizes (some smaller than SIZE, one grayscale)."""
+    root = tmp_path_factory.mktemp("src")
+    for c, name in enumerate(("cat", "dog")):
+        (root / name).mkdir()
+        for i in range(5):
+            im = smooth_image(24 + 7 * i, 41 + 3 * c, seed=10 * c + i)
+            if i == 4:
+                im = im[:, :, :1].repeat(3, axis=2)
+                Image.fromarray(im[:, :, 0]).save(root / name / f"{i}.png")
+            else:
+                Image.fromarray(im).save(root / name / f"{i}.png")
+    (root / ".hidden").mkdir()
+    Image.fromarray(smooth_image(32, 32)).save(root / ".hidden" / "x.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def codec(test_weights):
+    return load_codec(test_weights)
+
+
+def _build(folder, out, weights, **kw):
+    kw.setdefault("size", SIZE)
+    kw.setdefault("shard_size", 4)
+    kw.setdefault("progress", False)
+    return build_cache(folder, out, weights, **kw)
+
+
+def _direct(codec, folder: Path, index: dict) -> np.ndarray:
+    out = []
+    with torch.inference_mode():
+        for s in index["sources"]:
+            x = to_tensor(prepare_image(folder / s["name"], index["size"]))
+            out.append(codec.quantize(codec.encode(x), index["quality"])[0].numpy())
+    return np.stack(out)
+
+
+def test_raw_and_coded_round_trip(folder, tmp_path, test_weights, codec):
+    raw = _build(folder, tmp_path / "raw", test_weights)
+    coded = _build(folder, tmp_path / "coded", test_weights, storage="coded")
+    idx = read_index(tmp_path / "raw")
+    assert idx == raw.index and idx["complete"] and idx["samples"] == 10
+    assert idx["classes"] == ["cat", "dog"] and [s["label"] for s in idx["sources"]] == [0] * 5 + [1] * 5
+    assert idx["latent_shape"] == [6, 8, 8] and idx["dtype"] == "int8" and idx["weights_sha256"] == codec.weights_sha256
+    assert [s["count"] for s in idx["shards"]] == [4, 4, 2]
+    assert all(s["bytes"] == (folder / s["name"]).stat().st_size for s in idx["sources"])
+    want = _direct(codec, folder, idx)
+    d_raw = LatentDataset(tmp_path / "raw", output="symbols")
+    d_coded = LatentDataset(tmp_path / "coded", output="symbols", weights=test_weights)
+    assert np.array_equal(d_raw.all_symbols(), want) and np.array_equal(d_coded.all_symbols(), want)
+    # latents are q * step, labels ride along
+    y, label = LatentDataset(tmp_path / "raw")[7]
+    assert y.dtype == torch.float32 and label == 1
+    assert torch.equal(y, torch.from_numpy(want[7]).float() * idx["step"])
+    # each coded sample is exactly the latent stream of compressing the resized image
+    from wavelatent.api import compress
+    from wavelatent.data.cache import read_coded_shard
+
+    shard = (tmp_path / "coded" / "shard-000001.wlt").read_bytes()
+    c = container.unpack(shard)
+    lengths = np.frombuffer(c.streams["lengths"], "<u4")
+    first = bytes(c.streams["latents"][: lengths[0]])
+    img = prepare_image(folder / idx["sources"][4]["name"], SIZE)
+    assert container.unpack(compress(img, codec)).streams["latent"] == first
+    header, _ = read_coded_shard(shard, codec)
+    assert header["labels"] == [0, 1, 1, 1] and header["first"] == 4
+    # coded shards are smaller than raw ones
+    assert coded.cache_bytes < raw.cache_bytes
+    # on the fly, in the same layout
+    fly = EncodedImageFolder(folder, codec, size=SIZE, output="symbols")
+    assert len(fly) == 10 and fly.classes == ["cat", "dog"]
+    assert all(torch.equal(fly[i][0], d_raw[i][0]) and fly[i][1] == d_raw[i][1] for i in (0, 9))
+
+
+def test_resume_skips_finished_shards(folder, tmp_path, test_weights, monkeypatch):
+    from wavelatent.data import cache
+
+    out = tmp_path / "c"
+    real = cache.run_shard
+    calls = []
+
+    def dying(task, codec):
+        calls.append(task["name"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(task, codec)
+
+    monkeypatch.setattr(cache, "run_shard", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _build(folder, out, test_weights)
+    monkeypatch.setattr(cache, "run_shard", real)
+    assert not read_index(out)["complete"] and sorted(p.name for p in out.glob("shard-*")) == ["shard-000000.tar"]
+    with pytest.raises(CacheError, match="incomplete"):
+        LatentDataset(out)
+    before = (out / "shard-000000.tar").stat().st_mtime_ns
+    r = _build(folder, out, test_weights)
+    assert (r.written, r.skipped) == (2, 1) and (out / "shard-000000.tar").stat().st_mtime_ns == before
+    again = _build(folder, out, test_weights)
+    assert (again.written, again.skipped) == (0, 3) and again.index == r.index
+    fresh = _build(folder, tmp_path / "fresh", test_weights)
+    assert fresh.index == r.index  # a resumed cache is the same as one made in one go
+
+
+def test_mismatch_refused(folder, tmp_path, test_weights):
+    from wavelatent.models import create_codec
+    from wavelatent.weights import save_weights
+
+    other = tmp_path / "other.safetensors"
+    save_weights(create_codec("test-image", seed=1), other)
+    out = tmp_path / "c"
+    _build(folder, out, test_weights)
+    with pytest.raises(CacheMismatchError, match="refusing to mix"):
+        _build(folder, out, other)
+    with pytest.raises(CacheMismatchError, match="quality"):
+        _build(folder, out, test_weights, quality=1)
+    with pytest.raises(CacheMismatchError, match="size"):
+        _build(folder, out, test_weights, size=40)
+    # coded caches check the weights they are decoded with
+    _build(folder, tmp_path / "coded", test_weights, storage="coded")
+    with pytest.raises(CacheError, match="weights"):
+        LatentDataset(tmp_path / "coded", weights=other)[0]
+
+
+def test_dataset_with_dataloader(folder, tmp_path, test_weights):
+    out = tmp_path / "c"
+    _build(folder, out, test_weights, size=48)  # 12x12 latents
+    full = LatentDataset(out)
+    ds = LatentDataset(out, crop=8, random_crop=True, flip=True)
+    assert ds.latent_shape == (6, 8, 8)
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, num_workers=2, shuffle=False)
+    xs, ys = zip(*loader)
+    x, y = torch.cat(xs), torch.cat(ys)
+    assert x.shape == (10, 6, 8, 8) and x.dtype == torch.float32 and y.tolist() == [0] * 5 + [1] * 5
+    # every sample is a window of its latent or of its fitted mirror image
+    flip = LatentFlip(read_index(out)["flip"])
+    for i in range(10):
+        y_full = full[i][0]
+        y_flip = flip(y_full[None])[0]
+        windows = [y[:, t : t + 8, l : l + 8] for y in (y_full, y_flip) for t in range(5) for l in range(5)]
+        assert any(torch.allclose(x[i], w, atol=1e-5) for w in windows)
+    centre = LatentDataset(out, crop=8, output="symbols")
+    assert centre[0][0].dtype == torch.int8 and torch.equal(centre[0][0].float(), full[0][0][:, 2:10, 2:10])
+    # flip="mirror" is the plain reversal of the symbols; fitted flips of symbols stay on the grid
+    torch.manual_seed(0)
+    mirrored = [LatentDataset(out, output="symbols", flip="mirror")[3][0] for _ in range(8)]
+    q = torch.from_numpy(full.symbols(3))
+    assert all(torch.equal(m, q) or torch.equal(m, q.flip(-1)) for m in mirrored)
+    assert any(torch.equal(m, q.flip(-1)) for m in mirrored)
+    fitted = [LatentDataset(out, output="symbols", flip=True)[3][0] for _ in range(8)]
+    assert all(f.dtype == torch.int8 and int(f.abs().max()) <= read_index(out)["max_symbol"] for f in fitted)
+
+
+def test_fitted_flip_beats_reversal(folder, codec):
+    from wavelatent.data.flip import LatentFlip, fit_flip, flip_error
+
+    images = [prepare_image(p, 32) for p in sorted(folder.rglob("*.png"))]
+    fit = fit_flip(codec, images)
+    assert np.asarray(fit["weight"]).shape == (6, 6, 3) and fit["images"] == len(images)
+    assert fit["error_fitted"] < 0.8 * fit["error_plain"]
+    assert flip_error(codec, images) == pytest.approx(fit["error_plain"], rel=1e-4)
+    assert flip_error(codec, images, LatentFlip(fit)) == pytest.approx(fit["error_fitted"], rel=1e-3)
+
+
+def test_cache_readable_by_webdataset(folder, tmp_path, test_weights):
+    wds = pytest.importorskip("webdataset")
+    from numpy.lib.format import read_array
+
+    out = tmp_path / "c"
+    _build(folder, out, test_weights)
+    urls = [str(out / s["name"]) for s in read_index(out)["shards"]]
+    npy = lambda b: read_array(io.BytesIO(b), allow_pickle=False)  # noqa: E731
+    ds = wds.WebDataset(urls, shardshuffle=False, empty_check=False).to_tuple("npy", "cls").map_tuple(npy, int)
+    got = list(ds)
+    ref = LatentDataset(out, output="symbols")
+    assert len(got) == 10
+    assert all(np.array_equal(q, ref.symbols(i)) and c == ref.labels[i] for i, (q, c) in enumerate(got))
+
+
+def test_process_pool_equals_serial(folder, tmp_path, test_weights):
+    serial = _build(folder, tmp_path / "serial", test_weights, storage="coded")
+    pool = _build(folder, tmp_path / "pool", test_weights, storage="coded", jobs=2)
+    assert pool.index == serial.index and pool.written == 3
+
+
+def test_ray_equals_local(folder, tmp_path, test_weights):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        for storage in ("raw", "coded"):
+            local = _build(folder, tmp_path / f"local-{storage}", test_weights, storage=storage)
+            r = _build(folder, tmp_path / f"ray-{storage}", test_weights, storage=storage, engine="ray", jobs=2)
+            assert r.index == local.index and r.written == 3  # same shards, byte for byte (sha256 in the index)
+    finally:
+        ray.shutdown()
+
+
+def _cli(argv) -> int:
+    """The cache/learn subcommands as cli/main.py runs them (errors -> exit 1)."""
+    from wavelatent.cli.learning import add_parsers
+
+    p = argparse.ArgumentParser()
+    handlers = add_parsers(p.add_subparsers(dest="command"))
+    a = p.parse_args(argv)
+    try:
+        return handlers[a.command](a)
+    except WavelatentError:
+        return 1
+
+
+def test_cli_cache(folder, tmp_path, test_weights, capsys):
+    out = tmp_path / "c"
+    args = ["cache", str(folder), "-o", str(out), "-w", str(test_weights), "--size", "32", "--no-progress"]
+    assert _cli(args + ["--format", "coded"]) == 0
+    assert "10 samples" in capsys.readouterr().err
+    assert _cli(args + ["--format", "raw"]) == 1  # same folder, other storage: refused
+    assert _cli(["cache", str(folder), "-o", str(out), "--no-progress"]) == 1  # no preset or weights
+
+
+def _class_image(label: int, seed: int) -> np.ndarray:
+    im = smooth_image(48, 56, seed=seed).astype(np.int16)
+    im[:, :, label * 2] += 60  # class 0 redder, class 1 bluer
+    return np.clip(im, 0, 255).astype(np.uint8)
+
+
+def test_learn_tiny(tmp_path, test_weights):
+    from wavelatent.learn import INPUT_TYPES, LearnOptions, learn, register_input
+
+    data = tmp_path / "data"
+    for split, n in (("train", 6), ("val", 3)):
+        for label, name in enumerate(("a", "b")):
+            (data / split / name).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(_class_image(label, 100 * label + i + 50 * (split == "val"))).save(
+                    data / split / name / f"{i}.png")
+    out = tmp_path / "out"
+
+    def gray(images):  # a registered input type, as a TAEF2 plugin would add one: float [N, 1, H/4, W/4]
+        return images.reshape(len(images), 12, 4, 12, 4, 3).mean(axis=(2, 4, 5))[:, None].astype(np.float32)
+
+    register_input("test-gray", gray, description="gray 4x", replace=True)
+    opts = LearnOptions(str(data), str(out), inputs=(f"latents:{test_weights}", "pixels:8", "test-gray"), epochs=1,
+                        batch_size=4, width=8, size=48, crop=32, grid=4, progress=False)
+    try:
+        doc = learn(opts)
+    finally:
+        INPUT_TYPES.pop("test-gray")
+    assert doc["runs"][2]["shape"] == [1, 8, 8] and doc["runs"][2]["bytes_raw"] == 4 * 8 * 8
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["runs"][0]["input"] == f"latents:{test_weights}" and len(saved["runs"]) == 3
+    assert saved["train_samples"] == 12 and saved["val_samples"] == 6 and saved["classes"] == ["a", "b"]
+    lat, pix, _ = doc["runs"]
+    assert lat["shape"] == [6, 8, 8] and pix["shape"] == [3, 8, 8]
+    assert lat["bytes_raw"] == 6 * 8 * 8 and pix["bytes_raw"] == 3 * 8 * 8 and lat["bytes_coded"] > 0
+    assert 0 <= lat["top1"] <= 1 and len(lat["history"]) == 1 and lat["epoch_seconds"] > 0
+    assert (out / "results.md").is_file()
+    # a rerun skips finished inputs
+    stamp = (out / "runs" / "pixels_8.json").stat().st_mtime_ns
+    again = learn(dataclasses.replace(opts, inputs=opts.inputs[:2]))
+    assert again["runs"] == doc["runs"][:2]
+    assert (out / "runs" / "pixels_8.json").stat().st_mtime_ns == stamp
