@@ -148,7 +148,7 @@ def symbol_counts(codec: WaveletCodec, signals, quality: int | None = None) -> T
     return counts
 
 
-def fit_prior(codec: WaveletCodec, counts: Tensor, *, steps: int = 400, lr: float = 0.05) -> float:
+def fit_prior(codec: WaveletCodec, counts: Tensor, *, steps: int = 200, lr: float = 0.1) -> float:
     """Fit the prior to a symbol histogram (maximum likelihood); returns the bits per latent it gives."""
     cfg, prior = codec.config, codec.prior
     total = float(counts.sum())

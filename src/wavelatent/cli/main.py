@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .evaluate import add_parsers as _add_evaluate_parsers
+from .walloc import add_parsers as _add_walloc_parsers
 
 EPILOG = """examples:
   wavelatent compress photo.png -o photo.wlt            # default preset for the image's mode
@@ -109,8 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", help="a run's last.safetensors")
     e.add_argument("-o", "--output", required=True, help="output .safetensors")
     e.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw weights, not the EMA")
+    e.add_argument("--default-quality", type=int, default=None,
+                   help="quality used when compress is given none (default: the config's)")
     e.add_argument("-f", "--force", action="store_true")
     COMMANDS.update(_add_evaluate_parsers(sub))
+    COMMANDS.update(_add_walloc_parsers(sub))
     return p
 
 
@@ -292,7 +296,7 @@ def cmd_export(a) -> int:
 
     if Path(a.output).exists() and not a.force:
         raise OutputExistsError(f"{a.output} exists; use --force to overwrite")
-    sha = export_checkpoint(a.checkpoint, a.output, use_ema=a.ema)
+    sha = export_checkpoint(a.checkpoint, a.output, use_ema=a.ema, default_quality=a.default_quality)
     print(f"wrote {a.output} (sha256 {sha})", file=sys.stderr)
     return 0
 

@@ -50,7 +50,11 @@ Companding quantizer
     trains the weights directly, without the norm/direction split). After wavelet synthesis
     walloc filters the signal with ``post`` = ``Conv1d(C, C, 129, padding=64)`` when
     ``post_filter``. Our codec synthesizes the decoder's output itself, so the 1D decoder returns
-    ``analysis(post(synthesis(coeffs)))``, which the codec's synthesis inverts exactly.
+    ``analysis(post(synthesis(coeffs)))``, which the codec's synthesis inverts exactly. That
+    periodic synthesis wraps a window's far end onto its start, as walloc's does over the whole
+    signal: windows of chunked audio decoding keep it out of their centres (the post-filter's 129
+    taps count in the decoder's reach), but the first and last ~64 samples of a file depend
+    slightly on the chunk size.
 Signal range
     walloc images are ``x / 255 - 1/2`` (our ``x - signal_offset``). walloc audio is peak-normalized
     to +-0.5, ours is +-1: the importer folds the factor 1/2 into the encoder weights (exact: a power

@@ -98,10 +98,17 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(codec, ema, optimizer_state, int(meta["step"]), json.loads(meta["options"]))
 
 
-def export_checkpoint(path: str | os.PathLike, out: str | os.PathLike, *, use_ema: bool = True) -> str:
-    """Checkpoint -> release weights (EMA weights if present, entropy tables frozen); returns sha256."""
+def export_checkpoint(
+    path: str | os.PathLike, out: str | os.PathLike, *, use_ema: bool = True, default_quality: int | None = None
+) -> str:
+    """Checkpoint -> release weights (EMA weights if present, entropy tables frozen); returns sha256.
+
+    ``default_quality`` overrides the quality that ``compress`` uses when none is given.
+    """
     ckpt = load_checkpoint(path)
     codec = copy.deepcopy(ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec).eval()
+    if default_quality is not None:
+        codec.config = codec.config.replace(default_quality=codec.config.check_quality(default_quality))
     codec.freeze()
     extra = {"trained_steps": str(ckpt.step), "train_options": json.dumps(ckpt.options, sort_keys=True)}
     return save_weights(codec, out, extra=extra)

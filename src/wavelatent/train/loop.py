@@ -242,7 +242,8 @@ def train(o: TrainOptions) -> Path:
 
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        if ckpt.codec.config != config:
+        # the default quality is a coding-time choice (see export), not part of what is trained
+        if ckpt.codec.config.replace(default_quality=config.default_quality) != config:
             raise InputError(f"{ckpt_path} was trained with another config ({ckpt.codec.config.name})")
         codec, ema, start = ckpt.codec, ckpt.ema, ckpt.step
         opt_state = ckpt.optimizer_state
