@@ -375,3 +375,35 @@ def test_train_on_audio_resumes_exactly(tmp_path):
         assert torch.equal(v, resumed.codec.state_dict()[k]), k
     log = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
     assert any("val_snr" in r and "val_kbps" in r for r in log)
+
+
+# --------------------------------------------------------------------------- shipped weights
+SHIPPED_AUDIO = [p for p in AUDIO_PRESETS if __import__("wavelatent.weights", fromlist=["x"]).has_shipped_weights(p)]
+# held-out material (never trained on) and SNR floors (dB) at the default quality; measured values sit above
+HELD_OUT = {"audio-mono-2x": ("fsdd/7_jackson_3.wav", 11.0),
+            "audio-stereo-5x": ("music/admiralbob77_-_Choice_-_Drum-bass.hq.ogg", 14.0),
+            "audio-stereo-20x": ("music/admiralbob77_-_Choice_-_Drum-bass.hq.ogg", 9.0)}
+
+
+@pytest.mark.parametrize("preset", SHIPPED_AUDIO)
+def test_shipped_audio_quality(preset):
+    from .conftest import DATA
+
+    name, floor = HELD_OUT.get(preset, (None, 0.0))
+    path = DATA / "audio" / name if name else None
+    if path is None or not path.exists():
+        pytest.skip("held-out audio not available")
+    x, info = read_audio(path)
+    start = max(0, (len(x) - 5 * info.sample_rate) // 2)
+    x = x[start : start + 5 * info.sample_rate]
+    model = wl.load_codec(preset)
+    sizes, scores = [], []
+    for quality in range(1, model.config.qualities + 1):
+        data = compress_audio(x, info.sample_rate, preset, quality)
+        y, _ = decompress_audio(data)
+        sizes.append(len(data))
+        scores.append(snr(x, y))
+    assert sizes == sorted(sizes), f"rates not increasing: {sizes}"
+    print(preset, [f"{8 * n / (len(x) / info.sample_rate) / 1000:.1f} kbps/{v:.1f} dB" for n, v in zip(sizes, scores)])
+    assert scores[model.config.default_quality - 1] >= floor, scores
+    assert max(scores) - scores[0] > 0.5

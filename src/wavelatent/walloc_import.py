@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -49,12 +48,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Tensor]:
         raise WeightsError(f"{path}: {size} bytes is larger than a walloc checkpoint ({MAX_CHECKPOINT_BYTES})")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
+    except torch.serialization.pickle.UnpicklingError as e:  # what weights_only=True raises
         if "weights only" in str(e).lower() or "weights_only" in str(e):
             raise WeightsError(
                 f"{path}: refusing to unpickle it: it holds more than tensors ({str(e).splitlines()[0][:200]}). "
-                "If you trust the file, re-save its state dict alone, e.g. "
-                "torch.save(torch.load(PATH, weights_only=False)['model_state_dict'], 'model_sd.pth')"
+                "If you trust the file, load it yourself in a separate session and re-save only its state "
+                "dict (the tensors) with torch.save, then import that"
             ) from None
         raise WeightsError(f"{path}: not a torch checkpoint ({e})") from None
     except (RuntimeError, ValueError, EOFError, OSError, KeyError, AttributeError) as e:
