@@ -104,7 +104,7 @@ def codec_for(codec, gray_codec):
     return lambda sample: gray_codec if sample == "BANDS" else codec
 
 
-def edit(data: bytes, streams: dict | None = None, **fields) -> bytes:
+def edit(data: bytes, streams: dict | None = None, /, **fields) -> bytes:
     """Change header fields (``...`` deletes one) and/or the streams; the CRC stays valid."""
     c = container.unpack(data)
     header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version")}
