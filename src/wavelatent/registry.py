@@ -36,6 +36,7 @@ _PRESETS: dict[str, CodecConfig] = {
             latent_channels=12,
             decoder_width=64,
             decoder_blocks=3,
+            default_quality=2,  # ~0.28 bpp on Kodak, where the 16x codec leads JPEG most
             description="RGB images, J=3 packets (192 channels) -> 12 latent channels: 16x fewer values.",
         ),
         CodecConfig(
@@ -45,6 +46,7 @@ _PRESETS: dict[str, CodecConfig] = {
             latent_channels=48,
             decoder_width=96,
             decoder_blocks=3,
+            default_quality=5,  # the finest step: ~36 dB on Kodak
             description="RGB images, J=3 packets (192 channels) -> 48 latent channels: 4x fewer values.",
         ),
         CodecConfig(
