@@ -369,7 +369,7 @@ def test_train_on_audio_resumes_exactly(tmp_path):
 
     full = load_checkpoint(train(opts("full")))
     train(opts("part", stop_at=2))
-    resumed = load_checkpoint(train(opts("part")))
+    resumed = load_checkpoint(train(opts("part", resume=True)))
     assert resumed.step == 6
     for k, v in full.codec.state_dict().items():
         assert torch.equal(v, resumed.codec.state_dict()[k]), k

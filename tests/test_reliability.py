@@ -415,7 +415,8 @@ def test_golden(entry):
     assert hashlib.md5(stored).hexdigest() == entry["md5_wlt"]
     # files written before still decode to the same pixels
     assert _md5_pixels(wl.decompress(stored, codec)) == entry["md5_decoded"]
-    data = wl.compress(_golden_input(), codec, quality)
+    image = _golden_input() if codec.config.channels == 3 else _golden_input()[:, :, 0]
+    data = wl.compress(image, codec, quality)
     if hashlib.md5(data).hexdigest() != entry["md5_wlt"]:
         header, old = container.read_header(data), container.read_header(stored)
         changed = sorted(k for k in header.keys() | old.keys() if header.get(k) != old.get(k))

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from wavelatent.cli import main
+from wavelatent.errors import InputError
 from wavelatent.train import TrainOptions, load_checkpoint, train
 from wavelatent.weights import load_weights
 
@@ -43,7 +44,9 @@ def test_resume_is_exact(folder, tmp_path):
     full = train(_opts(folder, tmp_path / "full"))
     part = train(_opts(folder, tmp_path / "part", stop_at=3))
     assert load_checkpoint(part).step == 3
-    resumed = train(_opts(folder, tmp_path / "part"))
+    with pytest.raises(InputError, match="--resume"):
+        train(_opts(folder, tmp_path / "part"))
+    resumed = train(_opts(folder, tmp_path / "part", resume=True))
     assert load_checkpoint(resumed).step == 8
     a, b = _state(full), _state(resumed)
     assert a.keys() == b.keys()

@@ -363,7 +363,7 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None) -> Iterator[n
     """Decoded float32 blocks ``[n, channels]`` at the original rate, ``lay.frames`` in total."""
     model, cfg = lay.codec, lay.codec.config
     geo = geometry(model)
-    s, E, Hs, R = geo.block, geo.margin, geo.synthesis + 0, geo.decoder
+    s, E, Hs, R = geo.block, geo.margin, geo.synthesis, geo.decoder
     G, K, T, P = len(lay.groups), cfg.latent_channels, lay.chunk, lay.positions
     M = P - 2 * E
     tables, offset = model.tables(lay.quality), cfg.max_symbol(lay.quality)

@@ -73,7 +73,7 @@ def main() -> int:
         codec = load(weights, preset)
         cfg = codec.config
         for quality in range(1, cfg.qualities + 1):
-            data = wl.compress(image, codec, quality)
+            data = wl.compress(image if cfg.channels == 3 else image[:, :, 0], codec, quality)  # gray presets: channel 0
             name = f"{preset}-q{quality}.wlt"
             (HERE / name).write_bytes(data)
             entries.append({

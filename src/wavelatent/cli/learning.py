@@ -66,6 +66,8 @@ def add_parsers(sub) -> dict[str, Callable]:
     lp.add_argument("--lr", type=float, default=2e-3)
     lp.add_argument("--weight-decay", type=float, default=0.05)
     lp.add_argument("--width", type=int, default=32, help="CNN width at 16x16 (doubles at 8x8 and 4x4)")
+    lp.add_argument("--stem-layers", type=int, default=None, help="conv layers in every input's stem (default: "
+                    "as few as the input needs, log2(size/16) stride-2 layers or one stride-1 layer)")
     lp.add_argument("--size", type=int, default=144, help="stored image size (short side resize + centre crop)")
     lp.add_argument("--crop", type=int, default=128, help="model window in pixels of the stored images")
     lp.add_argument("--grid", type=int, default=8, help="random crop offsets are multiples of this many pixels")
@@ -107,8 +109,8 @@ def cmd_learn(a) -> int:
     inputs = tuple(s.strip() for s in a.inputs.split(",") if s.strip()) if a.inputs else DEFAULT_INPUTS
     opts = LearnOptions(
         data=a.data, out=a.out, inputs=inputs, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-        weight_decay=a.weight_decay, width=a.width, size=a.size, crop=a.crop, grid=a.grid, seed=a.seed,
-        limit_per_class=a.limit_per_class, force=a.force, progress=a.progress,
+        weight_decay=a.weight_decay, width=a.width, stem_layers=a.stem_layers, size=a.size, crop=a.crop,
+        grid=a.grid, seed=a.seed, limit_per_class=a.limit_per_class, force=a.force, progress=a.progress,
     )
     doc = learn(opts)
     print(results_table(doc))

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Train a codec on random crops of a folder of images (loss = lambda * 255^2 * MSE + bits per pixel) or on "
         "random excerpts of a folder of audio files for audio presets (loss = MSE + lambda * bits per sample), the "
         "rate coming from the same entropy model that codes files. Checkpoints go to OUT/last.safetensors "
-        "every few minutes, on Ctrl-C and at the end; rerunning the same command resumes exactly. "
+        "every few minutes, on Ctrl-C/SIGTERM and at the end; the same command with --resume continues exactly. "
         "Multi-process: torchrun --nproc_per_node=N -m wavelatent train ..."))
     t.add_argument("data", help="folder of training images (audio presets: audio files)")
     t.add_argument("-o", "--out", required=True, help="run folder (checkpoint and log)")
@@ -101,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this long")
     t.add_argument("--stop-at", type=int, default=None, help="stop with a checkpoint at this step (resume later)")
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT exactly where it stopped")
+    t.add_argument("-f", "--force", action="store_true", help="start over although OUT holds a run")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--no-progress", dest="progress", action="store_false")
 

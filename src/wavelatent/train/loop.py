@@ -61,6 +61,8 @@ class TrainOptions:
     checkpoint_minutes: float = 5.0
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time; resume later
     stop_at: int | None = None  # stop (with a checkpoint) at this step; the schedule still spans `steps`
+    resume: bool = False  # continue OUT/last.safetensors; without it an existing checkpoint is an error
+    force: bool = False  # start over even if OUT has a checkpoint (it is replaced at the first save)
     threads: int | None = None
     device: str = "auto"
     progress: bool = True
@@ -240,7 +242,11 @@ def train(o: TrainOptions) -> Path:
         val_images = [_center(im, o.val_size) for im in load_images(val_files, config.channels)] if main else []
         batcher = CropBatcher(images, o.crop, o.batch_size, o.seed)
 
-    if ckpt_path.exists():
+    if ckpt_path.exists() and not (o.resume or o.force):
+        raise InputError(f"{out} already holds a run ({ckpt_path.name}); pass --resume to continue it or --force to start over")
+    if o.resume and not ckpt_path.exists():
+        raise InputError(f"nothing to resume: {ckpt_path} does not exist")
+    if o.resume:
         ckpt = load_checkpoint(ckpt_path)
         # the default quality is a coding-time choice (see export), not part of what is trained
         if ckpt.codec.config.replace(default_quality=config.default_quality) != config:
@@ -366,7 +372,7 @@ def train(o: TrainOptions) -> Path:
         checkpoint(step)
         bar.close()
         if main:
-            print(f"stopped at step {step}; checkpoint {ckpt_path} (rerun the same command to resume)", file=sys.stderr)
+            print(f"stopped at step {step}; checkpoint {ckpt_path} (add --resume to the same command to continue)", file=sys.stderr)
         return ckpt_path
     finally:
         if old_handler is not None:
