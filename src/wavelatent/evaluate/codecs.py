@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError, PresetError
 
-DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+DEFAULT_QUALITIES = (2, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95)  # low ones so low-rate codecs are bracketed
 BASELINES = ("jpeg", "webp", "avif", "jxl")
 DEFAULT_BASELINES = ("jpeg", "webp", "avif")  # + jxl where pillow-jxl-plugin is installed
 # Optional, never default: TAEF2 (evaluate/taef2.py); "taef2" means png8 + float32.
