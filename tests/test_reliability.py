@@ -1,9 +1,10 @@
-"""Reliability (issue 7, images): hostile files, corruption, determinism, interrupted jobs, bad input.
+"""Reliability (issue 7, images and audio): hostile files, corruption, determinism, interrupted jobs, bad input.
 
 Every input must end in a result or a :class:`wavelatent.WavelatentError` subclass -- no other
-exception, no hang, no allocation sized by an unchecked header field. The codec is the committed
-fixture ``tests/data/test-image.safetensors`` (``create_codec("test-image", seed=0)``), so hashes
-are the same on every machine. Error types and messages are catalogued in ``docs/errors.md``.
+exception, no hang, no allocation sized by an unchecked header field. The codecs are the committed
+fixtures ``tests/data/test-image.safetensors`` and ``tests/data/test-audio.safetensors``
+(``create_codec("test-image" / "test-audio", seed=0)``), so hashes are the same on every machine.
+Error types and messages are catalogued in ``docs/errors.md``.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from wavelatent.errors import (
     LimitError,
     OutputError,
     PresetError,
+    UnsupportedAudioError,
     UnsupportedInputError,
     WavelatentError,
     WeightsMismatchError,
@@ -50,7 +52,10 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "tests" / "data" / "test-image.safetensors"
 GOLDEN = ROOT / "tests" / "golden"
 WEIGHTS_SHA256 = "650a8fa53e90a1f50eba01f5bfc562bb3c4b11d1e56c2295174a8c6b60718f7e"
+AUDIO_WEIGHTS = ROOT / "tests" / "data" / "test-audio.safetensors"
+AUDIO_WEIGHTS_SHA256 = "9ffb156afce43f05a9b26edb37b4dea40517ab15960f4954c30143e0867b64f7"
 FUZZ_MAX_PIXELS = 1 << 16  # a header may claim up to this; see test_max_pixels_bounds_decoding_work
+FUZZ_MAX_SAMPLES = 1 << 16  # frames x channels, the same for audio
 SECONDS_PER_INPUT = 2.0
 
 FUZZ = settings(
@@ -83,8 +88,19 @@ def gray_codec():
 
 
 @pytest.fixture(scope="module")
-def samples(codec, gray_codec) -> dict[str, bytes]:
-    """Small valid files of every image mode, and a multi-band file (each < 1 kB)."""
+def audio_codec():
+    import scipy.signal  # noqa: F401 - the resampler imports it lazily, and the first import takes a second
+
+    c = wl.load_codec(AUDIO_WEIGHTS)
+    assert c.weights_sha256 == AUDIO_WEIGHTS_SHA256, "tests/data/test-audio.safetensors changed"
+    return c
+
+
+@pytest.fixture(scope="module")
+def samples(codec, gray_codec, audio_codec) -> dict[str, bytes]:
+    """Small valid files of every image mode, a multi-band file, stereo and mono audio (each < 1 kB)."""
+    from wavelatent.audio import compress_audio
+
     rgb = smooth_image(8, 12, 4, seed=3)
     gray = smooth_image(8, 8, 2, seed=4)
     bands = (smooth_image(8, 8, 5, seed=5).astype(np.uint16) * 257)
@@ -94,14 +110,25 @@ def samples(codec, gray_codec) -> dict[str, bytes]:
         "L": wl.compress(gray[:, :, 0], codec, 1),
         "LA": wl.compress(gray, codec, 3),
         "BANDS": wl.compress(bands, gray_codec, 1),
+        "STEREO": compress_audio(stereo_signal(), 8000, audio_codec, 1),
+        "MONO": compress_audio(mono_signal(), 8000, audio_codec, 2),
     }
     assert all(len(d) < 1024 for d in out.values())
     return out
 
 
+def stereo_signal() -> np.ndarray:
+    t = np.arange(40)[:, None] / 8000
+    return (0.3 * np.sin(2 * np.pi * np.array([440, 660]) * t)).astype(np.float32)
+
+
+def mono_signal() -> np.ndarray:
+    return (np.arange(25) % 7 * 3000 - 9000).astype(np.int16)
+
+
 @pytest.fixture(scope="module")
-def codec_for(codec, gray_codec):
-    return lambda sample: gray_codec if sample == "BANDS" else codec
+def codec_for(codec, gray_codec, audio_codec):
+    return lambda sample: {"BANDS": gray_codec, "STEREO": audio_codec, "MONO": audio_codec}.get(sample, codec)
 
 
 def edit(data: bytes, streams: dict | None = None, /, **fields) -> bytes:
@@ -121,7 +148,7 @@ def fix_crc(data: bytes) -> bytes:
     return body + struct.pack("<I", zlib.crc32(body))
 
 
-def outcome(data: bytes, codec, *, max_pixels: int = FUZZ_MAX_PIXELS) -> list:
+def outcome(data: bytes, codec, *, max_pixels: int = FUZZ_MAX_PIXELS, max_samples: int = FUZZ_MAX_SAMPLES) -> list:
     """Feed ``data`` to read_info and decompress (given weights and by preset name).
 
     Returns what each call returned or raised; anything but a WavelatentError, a call slower than
@@ -130,8 +157,8 @@ def outcome(data: bytes, codec, *, max_pixels: int = FUZZ_MAX_PIXELS) -> list:
     results = []
     calls = [
         ("read_info", lambda: wl.read_info(data)),
-        ("decompress", lambda: wl.decompress(data, codec, max_pixels=max_pixels)),
-        ("decompress-by-preset", lambda: wl.decompress(data, max_pixels=max_pixels)),
+        ("decompress", lambda: wl.decompress(data, codec, max_pixels=max_pixels, max_samples=max_samples)),
+        ("decompress-by-preset", lambda: wl.decompress(data, max_pixels=max_pixels, max_samples=max_samples)),
     ]
     for name, call in calls:
         t0 = time.perf_counter()
@@ -146,7 +173,10 @@ def outcome(data: bytes, codec, *, max_pixels: int = FUZZ_MAX_PIXELS) -> list:
         assert seconds < SECONDS_PER_INPUT, f"{name} took {seconds:.2f} s"
         if isinstance(result, np.ndarray):
             header = container.read_header(data)
-            if header["modality"] == "multiband":
+            if header["modality"] == "audio":
+                assert result.shape == (header["frames"], header["channels"]) and result.dtype == np.float32
+                assert result.size <= max_samples
+            elif header["modality"] == "multiband":
                 assert result.shape == (header["height"], header["width"], header["bands"])
                 assert result.dtype.name == header["dtype"]
             else:
@@ -158,13 +188,16 @@ def outcome(data: bytes, codec, *, max_pixels: int = FUZZ_MAX_PIXELS) -> list:
 
 # --- 1. fuzzing -------------------------------------------------------------------
 MODES = ["RGB", "RGBA", "L", "LA", "BANDS"]
+AUDIO = ["STEREO", "MONO"]
+FAMILIES = {"image": MODES, "audio": AUDIO}
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @settings(FUZZ, max_examples=60)
 @given(st.data())
-def test_fuzz_raw_bytes(codec_for, samples, data):
+def test_fuzz_raw_bytes(codec_for, samples, family, data):
     """Bit flips, truncations, insertions and overwrites, with and without a recomputed CRC."""
-    sample = data.draw(st.sampled_from(MODES), "sample")
+    sample = data.draw(st.sampled_from(FAMILIES[family]), "sample")
     buf = bytearray(samples[sample])
     for _ in range(data.draw(st.integers(1, 3), "edits")):
         op = data.draw(st.sampled_from(["flip", "truncate", "insert", "overwrite", "delete"]), "op")
@@ -189,35 +222,48 @@ HEADER_KEYS = [
     "modality", "preset", "preset_version", "weights_sha256", "height", "width", "mode", "bit_depth",
     "coded_channels", "padded", "latent_shape", "quality", "wavelatent_version", "bands", "dtype", "transform",
 ]
+AUDIO_HEADER_KEYS = [
+    "modality", "preset", "preset_version", "weights_sha256", "sample_rate", "channels", "frames", "subtype",
+    "source_format", "gain", "coded_rate", "coded_frames", "groups", "block", "margin", "chunk", "latent_shape",
+    "quality", "wavelatent_version",
+]
 HOSTILE = st.one_of(
     st.none(),
     st.booleans(),
-    st.sampled_from([0, -1, 1, 2, 3, 4, 6, 8, 12, 65, 100_000, 2**31, 2**63, -(2**63), 10**40]),
+    st.sampled_from([0, -1, 1, 2, 3, 4, 6, 8, 12, 65, 100_000, 2**31, 2**63, -(2**63), 10**40, 10**400]),
+    st.sampled_from([16, 25, 40, 256, 257, 8000, 65536, 768_000, 768_001, 2**22, 2**40, 2**40 + 1]),  # audio sizes
+    st.sampled_from([1e-300, 1e-40, 0.5, 1.0, 1.5, -1.0, 0.0]),  # gains
     st.integers(),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=12),
     st.sampled_from(["RGB", "RGBA", "L", "LA", "CMYK", "P", "I;16", "image", "audio", "test-image", "test-gray",
                      "image-rgb-16x", "no-such-preset", "/dev/null", "../../etc/passwd", "x.safetensors", "",
-                     "multiband", "uint8", "uint16", "float32", "float64", "object", "klt"]),
+                     "multiband", "uint8", "uint16", "float32", "float64", "object", "klt",
+                     "test-audio", "audio-stereo-5x", "FLOAT", "PCM_16", "DOUBLE", "WAV", "array"]),
     st.lists(st.integers(-3, 10**6), max_size=4),
     st.lists(st.sampled_from([6, 2, 3, 4, 25_000]), min_size=3, max_size=3),
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    st.lists(st.lists(st.integers(-1, 300), max_size=3), max_size=3),  # channel groups
+    st.sampled_from([[[0, 1]], [[0, 0]], [[1, 0]], [[0, 1], [0, 1]], [[0, 1, 2]], [[0]], []]),
 )
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @settings(FUZZ, max_examples=80)
 @given(st.data())
-def test_fuzz_header_fields(codec_for, samples, data):
+def test_fuzz_header_fields(codec_for, samples, family, data):
     """Header fields replaced by hostile values or deleted, the CRC recomputed."""
-    sample = data.draw(st.sampled_from(MODES), "sample")
+    sample = data.draw(st.sampled_from(FAMILIES[family]), "sample")
     base = samples[sample]
+    keys = AUDIO_HEADER_KEYS if family == "audio" else HEADER_KEYS
     fields = {}
     for _ in range(data.draw(st.integers(1, 3), "edits")):
-        key = data.draw(st.sampled_from(HEADER_KEYS) | st.text(min_size=1, max_size=6), "key")
+        key = data.draw(st.sampled_from(keys) | st.text(min_size=1, max_size=6), "key")
         if key in ("streams", "format_version"):
             continue
         fields[key] = data.draw(st.just(...) | HOSTILE, "value")
-    outcome(edit(base, **fields), codec_for(sample))
+    with np.errstate(all="ignore"):  # a tiny gain may scale samples to inf: garbage, not an exception
+        outcome(edit(base, **fields), codec_for(sample))
 
 
 @settings(FUZZ, max_examples=50)
@@ -253,6 +299,137 @@ def test_fuzz_streams(codec_for, samples, data):
             streams["klt"] = side.tobytes()[: data.draw(st.sampled_from([8 * n, 8 * n - 1, 8]))]
     with np.errstate(all="ignore"):  # overflowing side information may give garbage, not an exception
         outcome(edit(base, streams), codec_for(sample))
+
+
+@settings(FUZZ, max_examples=50)
+@given(st.data())
+def test_fuzz_audio_streams(codec_for, samples, data):
+    """Audio streams dropped, added, swapped; latent bytes replaced; chunk tables with the wrong
+    number of entries, lengths that do not add up, zero or huge lengths, and lengths that add up
+    but cut the chunks in the wrong places."""
+    sample = data.draw(st.sampled_from(AUDIO), "sample")
+    base = samples[sample]
+    streams = dict(container.unpack(base).streams)
+    for _ in range(data.draw(st.integers(1, 2), "edits")):
+        op = data.draw(st.sampled_from(["drop", "add", "latent", "chunks", "split", "swap"]), "op")
+        latent = streams.get("latent", b"")
+        if op == "drop" and streams:
+            streams.pop(data.draw(st.sampled_from(sorted(streams))))
+        elif op == "add":
+            name = data.draw(st.sampled_from(["extra", "alpha", "klt", "CHUNKS", ""]))
+            streams[name] = data.draw(st.binary(max_size=16))
+        elif op == "latent":
+            n = data.draw(st.sampled_from([0, 1, 3, 4, 8, 64, len(latent)]))
+            streams["latent"] = data.draw(st.binary(min_size=n, max_size=n))
+        elif op == "chunks":
+            values = data.draw(st.lists(st.sampled_from([0, 1, 4, len(latent), 2**32 - 1]) | st.integers(0, 2**32 - 1),
+                                        max_size=3))
+            streams["chunks"] = struct.pack(f"<{len(values)}I", *values)[: data.draw(st.sampled_from([None, 1, 3, 5]))]
+        elif op == "split":  # two chunk entries that add up to the latent stream
+            cut = data.draw(st.integers(0, len(latent)))
+            streams["chunks"] = struct.pack("<2I", cut, len(latent) - cut)
+        elif op == "swap":
+            streams = dict(reversed(list(streams.items())))
+    outcome(edit(base, streams), codec_for(sample))
+
+
+def _audio_consistent(data: bytes, codec, *, frames: int | None = None, rate: int | None = None,
+                      channels: int | None = None, chunk: int | None = None) -> bytes:
+    """An audio header with every derived field made to agree (empty latent chunks: rANS decodes
+    them to zeros), i.e. a tiny file that honestly describes that much silence."""
+    from wavelatent.audio import channel_groups, geometry
+    from wavelatent.io.audio import resampled_length
+
+    h = container.read_header(data)
+    frames, rate, channels = frames or h["frames"], rate or h["sample_rate"], channels or h["channels"]
+    cfg, geo = codec.config, geometry(codec)
+    groups = channel_groups(channels, cfg.channels)
+    T = chunk or (1 << 22) // (geo.block * len(groups))
+    coded = resampled_length(frames, rate, cfg.sample_rate)
+    P = -(-coded // geo.block) + 2 * geo.margin
+    count = -(-P // T)
+    return edit(data, {"latent": b"", "chunks": bytes(4 * count)}, frames=frames, sample_rate=rate,
+                channels=channels, groups=groups, coded_frames=coded, chunk=T, latent_shape=[len(groups), 2, P])
+
+
+EIGHT_HOURS = 8 * 3600 * 8000
+# (sample, header edits or a function of the sample and codec, expected error type of decompress with weights)
+HOSTILE_AUDIO = {
+    "hours": ("STEREO", lambda d, c: _audio_consistent(d, c, frames=EIGHT_HOURS), LimitError),
+    "upsampled-bomb": ("STEREO", lambda d, c: _audio_consistent(d, c, frames=384 << 20, rate=768_000), LimitError),
+    "max-frames": ("MONO", lambda d, c: _audio_consistent(d, c, frames=1 << 40), LimitError),
+    "too-many-frames": ("MONO", dict(frames=(1 << 40) + 1), HeaderError),
+    "frames-lie": ("STEREO", dict(frames=EIGHT_HOURS), HeaderError),
+    "256-channels": ("MONO", lambda d, c: _audio_consistent(d, c, channels=256), None),
+    "257-channels": ("MONO", lambda d, c: _audio_consistent(d, c, channels=257), HeaderError),
+    "channels-lie": ("STEREO", dict(channels=1), HeaderError),
+    "zero-channels": ("STEREO", dict(channels=0), HeaderError),
+    "rate-1hz": ("MONO", lambda d, c: _audio_consistent(d, c, frames=1, rate=1), None),
+    "rate-max": ("MONO", lambda d, c: _audio_consistent(d, c, rate=768_000), None),
+    "rate-too-high": ("MONO", dict(sample_rate=768_001), HeaderError),
+    # found by this suite: a coprime rate needed a 15M-tap filter (8 s, 700 MB for 40 frames)
+    "rate-coprime": ("MONO", dict(sample_rate=767_999, coded_frames=1), UnsupportedAudioError),
+    "rate-coprime-small": ("MONO", lambda d, c: _audio_consistent(d, c, rate=16_381), None),  # 16381:8000 is fine
+    "rate-zero": ("MONO", dict(sample_rate=0), HeaderError),
+    "rate-float": ("MONO", dict(sample_rate=8000.0), HeaderError),
+    "huge-int": ("STEREO", dict(frames=10**400, sample_rate=10**400, channels=10**400), HeaderError),
+    "coded-rate": ("STEREO", dict(coded_rate=16000), HeaderError),
+    "chunk-zero": ("STEREO", dict(chunk=0), HeaderError),
+    "chunk-huge": ("STEREO", lambda d, c: _audio_consistent(d, c, chunk=1 << 21), HeaderError),
+    "chunk-of-one": ("STEREO", lambda d, c: _audio_consistent(d, c, chunk=1), None),
+    "gain-zero": ("STEREO", dict(gain=0), HeaderError),
+    "gain-two": ("STEREO", dict(gain=2.0), HeaderError),
+    "gain-string": ("STEREO", dict(gain="1"), HeaderError),
+    "groups-lie": ("STEREO", dict(groups=[[0, 0]]), HeaderError),
+    "groups-bad-channel": ("STEREO", dict(groups=[[0, 5]]), HeaderError),
+    "block": ("STEREO", dict(block=8), HeaderError),
+    "subtype-missing": ("STEREO", dict(subtype=...), HeaderError),
+    "modality-image": ("STEREO", dict(modality="image"), HeaderError),
+    "image-preset": ("STEREO", dict(preset="test-image"), None),  # the given weights decide
+    "other-weights": ("STEREO", dict(weights_sha256="0" * 64), WeightsMismatchError),
+    "missing-chunks": ("STEREO", lambda d, c: edit(d, _streams(d, chunks=None)), HeaderError),
+    "extra-stream": ("STEREO", lambda d, c: edit(d, _streams(d, alpha=b"x")), HeaderError),
+    "chunks-overrun": ("STEREO", lambda d, c: edit(d, _streams(d, chunks=struct.pack("<I", 2**32 - 1))), HeaderError),
+    "latent-garbage": ("STEREO", lambda d, c: edit(d, _streams(d, latent=b"\xff\x01\x02\x03",
+                                                               chunks=struct.pack("<I", 4))), WavelatentError),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_AUDIO))
+def test_hostile_audio_headers(audio_codec, samples, case):
+    sample, change, expected = HOSTILE_AUDIO[case]
+    data = change(samples[sample], audio_codec) if callable(change) else edit(samples[sample], **change)
+    assert len(data) < (1 << 21)
+    info, decoded, by_preset = outcome(data, audio_codec, max_samples=1 << 28)  # the default bound
+    if expected is None:
+        assert isinstance(decoded, np.ndarray), decoded
+    else:
+        assert isinstance(decoded, expected), f"{type(decoded).__name__}: {decoded}"
+    assert isinstance(by_preset, WavelatentError)  # test-audio ships no weights
+
+
+def test_huge_audio_header_refused_without_allocating(audio_codec, samples):
+    """A 1 kB file that consistently claims 8 hours of stereo (or 400M frames by upsampling 8 kHz
+    to 768 kHz) is refused before decoding: in-memory decodes are bounded by ``max_samples``
+    (frames x channels, default 2**28)."""
+    claims = [HOSTILE_AUDIO[k][1](samples["STEREO"], audio_codec) for k in ("hours", "upsampled-bomb")]
+    for data in claims:
+        assert len(data) < 1024
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        try:
+            with pytest.raises(LimitError, match="exceeds the limit of 268435456 samples"):
+                wl.decompress(data, audio_codec)
+            assert wl.read_info(data)["duration_s"] > 500  # the header alone is fine to read
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 4 << 20, f"{peak} bytes allocated"
+        assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(LimitError):  # the bound is the caller's to set
+        wl.decompress(_audio_consistent(samples["STEREO"], audio_codec, frames=1000), audio_codec, max_samples=1999)
+    assert wl.decompress(_audio_consistent(samples["STEREO"], audio_codec, frames=1000), audio_codec,
+                         max_samples=2000).shape == (1000, 2)
 
 
 def _consistent(data: bytes, codec, h: int, w: int) -> bytes:
@@ -360,9 +537,9 @@ def test_max_pixels_bounds_decoding_work(codec, samples):
 
 
 # --- 2. corruption ----------------------------------------------------------------
-@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
-def test_every_single_byte_change_is_detected(codec, samples, mode):
-    data = samples[mode]
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "STEREO", "MONO"])
+def test_every_single_byte_change_is_detected(codec_for, samples, mode):
+    data, codec = samples[mode], codec_for(mode)
     assert len(data) < 1024
     assert isinstance(wl.decompress(data, codec), np.ndarray)
     for pos in range(len(data)):
@@ -371,6 +548,9 @@ def test_every_single_byte_change_is_detected(codec, samples, mode):
             bad[pos] ^= mask
             with pytest.raises(ContainerError):
                 wl.decompress(bytes(bad), codec)
+            if mode in AUDIO:
+                with pytest.raises(ContainerError):
+                    wl.read_info(bytes(bad))
 
 
 # --- 3. determinism ---------------------------------------------------------------
@@ -648,6 +828,51 @@ def test_cli_refuses_bad_images(tmp_path, capsys, name, match):
     _clean_error(rc, capsys.readouterr().err, match)
     assert peak < 16 << 20, f"{peak} bytes allocated for {name}"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def _wav(frames: int = 400) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((frames, 2), np.int16), 8000, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+BAD_AUDIO = {
+    "empty.wav": (b"", "not a readable audio file"),
+    "text.flac": (b"hello, I am text, not FLAC\n" * 4, "not a readable audio file"),
+    "cut-header.wav": (_wav()[:30], "not a readable audio file"),
+    "no-frames.wav": (_wav(0), "no audio frames"),
+    "riff-only.wav": (b"RIFF\x24\x00\x00\x00WAVE", "not a readable audio file"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_AUDIO))
+def test_cli_refuses_bad_audio(tmp_path, capsys, name):
+    """(A WAV cut inside its data chunk is not an error: libsndfile decodes the frames it has;
+    tests/test_audio.py::test_bad_audio_files.)"""
+    pytest.importorskip("soundfile")
+    data, match = BAD_AUDIO[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    rc = main(["compress", str(path), "-o", str(tmp_path / "out.wlt"), "-w", str(AUDIO_WEIGHTS)])
+    _clean_error(rc, capsys.readouterr().err, match)
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_cli_refuses_hostile_audio_containers(tmp_path, capsys, samples, audio_codec):
+    pytest.importorskip("soundfile")
+    for name, data, match in [
+        ("flipped.wlt", bytes([samples["STEREO"][0]]) + samples["STEREO"][1:-1] + b"\0", "CRC32 mismatch"),
+        ("cut.wlt", samples["MONO"][:100], "truncated"),
+        ("groups.wlt", edit(samples["STEREO"], groups=[[1, 0]]), "channel groups"),
+        ("other.wlt", edit(samples["STEREO"], weights_sha256="0" * 64), "pass the weights it was written with"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(data)
+        _clean_error(main(["decompress", str(path), "-o", str(tmp_path / "o.wav"), "-w", str(AUDIO_WEIGHTS)]),
+                     capsys.readouterr().err, match)
+        assert not (tmp_path / "o.wav").exists() and not _temp_files(tmp_path)
 
 
 def test_cli_converts_cmyk_jpeg(tmp_path, capsys):

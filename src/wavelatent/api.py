@@ -13,6 +13,7 @@ from . import container
 from .codec import WaveletCodec
 from .entropy import rans
 from .errors import HeaderError, InputError, LimitError, PresetError, WeightsMismatchError
+from .io.audio import DEFAULT_MAX_SAMPLES
 from .io.images import DEFAULT_MAX_PIXELS, image_to_array
 from .models import load_codec
 from .registry import list_presets
@@ -159,7 +160,7 @@ def read_info(data: bytes, *, limits: container.Limits = container.DEFAULT_LIMIT
     info["file_bytes"] = len(data)
     if header.get("modality") == "image":
         h, w = header.get("height"), header.get("width")
-        if isinstance(h, int) and isinstance(w, int) and h > 0 and w > 0:
+        if isinstance(h, int) and isinstance(w, int) and 0 < h < 2**63 and 0 < w < 2**63:  # no float overflow
             info["bpp"] = 8 * len(data) / (h * w)
             mode = header.get("mode")
             info["compression_ratio"] = (h * w * _COLOR_CHANNELS.get(mode if isinstance(mode, str) else "", 3)) / len(data)
@@ -175,13 +176,15 @@ def decompress(
     codec: str | os.PathLike | WaveletCodec | None = None,
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
     limits: container.Limits = container.DEFAULT_LIMITS,
 ) -> np.ndarray:
     """.wlt bytes -> uint8 image ``[H, W]`` (L) or ``[H, W, C]`` (LA, RGB, RGBA).
 
     ``codec``: the weights to decode with; None uses the preset named in the file. The file's
     weights hash must match, otherwise :class:`WeightsMismatchError`. Audio files decode to float32
-    samples ``[frames, channels]`` at their own rate (``read_info(data)["sample_rate"]``).
+    samples ``[frames, channels]`` at their own rate (``read_info(data)["sample_rate"]``), at most
+    ``max_samples`` (frames x channels) of them.
     """
     c = container.unpack(data, limits=limits)
     header = c.header
@@ -189,7 +192,7 @@ def decompress(
     if modality == "audio":
         from .audio import decompress_audio
 
-        return decompress_audio(data, codec, limits=limits)[0]
+        return decompress_audio(data, codec, max_samples=max_samples, limits=limits)[0]
     if modality not in ("image", "multiband"):
         raise HeaderError(f"this build decodes image and multi-band files; the file's modality is {modality!r:.40}")
     H = _field(header, "height", int, lambda v: v >= 1)

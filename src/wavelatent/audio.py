@@ -38,6 +38,7 @@ from .entropy import rans
 from .errors import HeaderError, InputError, LimitError, PresetError, UnsupportedAudioError
 from .io.audio import (
     BLOCK_FRAMES,
+    DEFAULT_MAX_SAMPLES,
     MAX_CHANNELS,
     MAX_FRAMES,
     MAX_RATE,
@@ -422,14 +423,20 @@ def decompress_audio(
     codec: str | os.PathLike | WaveletCodec | None = None,
     *,
     chunk_frames: int | None = None,
+    max_samples: int = DEFAULT_MAX_SAMPLES,
     limits: container.Limits = container.DEFAULT_LIMITS,
 ) -> tuple[np.ndarray, int]:
     """.wlt bytes -> (float32 samples ``[frames, channels]``, sample rate), as they went in.
 
     ``codec``: the weights to decode with; None uses the preset named in the file (its weights
     hash must match). Samples are not clipped (float sources may exceed full scale).
+    ``max_samples``: the most frames x channels the header may claim (a tiny file can honestly
+    describe hours of silence); :func:`decompress_audio_file` streams and needs no such bound.
     """
     lay = _layout(data, codec, limits)
+    if lay.frames * lay.channels > max_samples:
+        raise LimitError(f"audio of {lay.frames} frames x {lay.channels} channels exceeds the limit of "
+                         f"{max_samples} samples")
     return np.concatenate(list(_decoded_blocks(lay, chunk_frames)), axis=0), lay.rate
 
 
@@ -506,7 +513,9 @@ def audio_info(header: dict, file_bytes: int) -> dict[str, Any]:
     """What follows from an audio header: duration, real kbps, ratio to PCM, the channel grouping."""
     info: dict[str, Any] = {}
     rate, frames, channels = header.get("sample_rate"), header.get("frames"), header.get("channels")
-    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (rate, frames, channels)):
+    limits = (MAX_RATE, MAX_FRAMES, MAX_CHANNELS)  # larger ints overflow float division
+    if all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= m
+           for v, m in zip((rate, frames, channels), limits)):
         seconds = frames / rate
         info["duration_s"] = seconds
         info["kbps"] = 8 * file_bytes / seconds / 1000

@@ -36,6 +36,8 @@ BLOCK_FRAMES = 1 << 16
 MAX_CHANNELS = 256
 MAX_RATE = 768_000
 MAX_FRAMES = 1 << 40
+MAX_RESAMPLE_TERM = 1 << 14  # up or down of a resampling ratio in lowest terms (see resample_ratio)
+DEFAULT_MAX_SAMPLES = 1 << 28  # frames x channels one in-memory decode may return (1 GiB of float32)
 _LOSSY_FORMATS = ("OGG", "MP3")  # frame counts in their headers may be estimates: count them
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_I", "MPEG_LAYER_II", "MPEG_LAYER_III")
 # output sample formats: name -> (bits, WAV format tag)
@@ -380,9 +382,18 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int, *, subt
 
 # --------------------------------------------------------------------------- resampling
 def resample_ratio(rate_in: int, rate_out: int) -> tuple[int, int]:
-    """``(up, down)`` in lowest terms with ``rate_out / rate_in = up / down``."""
+    """``(up, down)`` in lowest terms with ``rate_out / rate_in = up / down``.
+
+    Terms over :data:`MAX_RESAMPLE_TERM` are refused: the filter has ``20 max(up, down)`` taps, so
+    a near-coprime pair (767999 Hz to 8 kHz) would take seconds and hundreds of MB per segment.
+    Every pair of common rates (8 kHz .. 768 kHz, 44.1 kHz and 48 kHz families) needs at most 2560.
+    """
     g = math.gcd(int(rate_in), int(rate_out))
-    return int(rate_out) // g, int(rate_in) // g
+    up, down = int(rate_out) // g, int(rate_in) // g
+    if max(up, down) > MAX_RESAMPLE_TERM:
+        raise UnsupportedAudioError(f"resampling {rate_in} Hz to {rate_out} Hz ({up}:{down}) is not supported: "
+                                    f"the ratio's terms may be at most {MAX_RESAMPLE_TERM}")
+    return up, down
 
 
 def resampled_length(frames: int, rate_in: int, rate_out: int) -> int:
