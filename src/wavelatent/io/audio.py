@@ -50,7 +50,7 @@ def _soundfile():
     try:
         import soundfile
     except ImportError:  # pragma: no cover - an optional dependency
-        raise UnsupportedAudioError("audio needs the 'soundfile' package: pip install 'wavelatent[audio]'") from None
+        raise UnsupportedAudioError("audio needs the 'soundfile' package: pip install soundfile") from None
     return soundfile
 
 
