@@ -211,6 +211,7 @@ def test_process_pool_equals_serial(folder, tmp_path, test_weights):
     assert pool.index == serial.index and pool.written == 3
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_ray_equals_local(folder, tmp_path, test_weights):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .evaluate import add_parsers as _add_evaluate_parsers
+from .learning import add_parsers as _add_learning_parsers
 from .walloc import add_parsers as _add_walloc_parsers
 
 EPILOG = """examples:
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-f", "--force", action="store_true")
     COMMANDS.update(_add_evaluate_parsers(sub))
     COMMANDS.update(_add_walloc_parsers(sub))
+    COMMANDS.update(_add_learning_parsers(sub))
     return p
 
 

@@ -13,16 +13,16 @@ of one position, so::
 
     flip(encode(x))  !=  encode(flip(x))
 
-On Imagenette crops with the trained ``image-rgb-16x`` the plain reversal is off by about 58 %
+On Imagenette crops with the trained ``image-rgb-16x`` the plain reversal is off by about 57 %
 of the latent's energy (RMS relative error), mostly the sub-block shift of channel 0, which
-carries 80 % of the energy (measured with :func:`flip_error`; see the README).
+carries 80 % of the energy (measured with :func:`flip_error` on the 256 images a cache job fits on).
 
 The fitted flip
 ---------------
 The missing part is a small shift, i.e. an interpolation along the width: ``encode(flip(x))`` is
 predicted well by a ``K x K x 1 x taps`` convolution (``taps = 3``) of the reversed latent, fitted
 by least squares on image/mirror pairs. With 432 numbers for the 12-channel preset this brings the
-error to about 9 %. ``wavelatent cache`` fits it on the first images of the job (at the cache's
+error to about 8 %. ``wavelatent cache`` fits it on the first images of the job (at the cache's
 size) and stores it in ``index.json`` under ``"flip"``; :class:`LatentFlip` applies it (circular
 padding, matching the periodized transform), before any crop. Without a fitted operator, flips
 fall back to the plain reversal.

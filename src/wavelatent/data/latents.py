@@ -13,9 +13,9 @@ Augmentation happens in latent space, after the cache:
 * **horizontal flip** (``flip=True``, probability 1/2), applied to the whole latent before the
   crop. Mirroring an image does not simply reverse its latent (the packet bands sit at
   band-dependent phases inside each block, see :mod:`wavelatent.data.flip`): the plain reversal
-  is off by about 58 % of the latent's spread for ``image-rgb-16x``. Caches therefore store a
+  is off by about 57 % of the latent's spread for ``image-rgb-16x``. Caches therefore store a
   fitted ``K x K x 3`` correction (least squares on the first images of the job) and flips use
-  it (error about 9 %): float latents, or symbols re-rounded to the grid. ``flip="mirror"``
+  it (error about 8 %): float latents, or symbols re-rounded to the grid. ``flip="mirror"``
   forces the plain reversal (exact on the symbols, but not the latent of the mirrored image).
   :class:`EncodedImageFolder` mirrors the image itself before encoding, which is exact.
   A vertical flip would work the same way along the height; it is not offered (photos have an up).

@@ -54,6 +54,7 @@ class LearnOptions:
     weight_decay: float = 0.05
     label_smoothing: float = 0.1
     width: int = 32
+    stem_layers: int | None = None
     size: int = 144
     crop: int = 128
     grid: int = 8
@@ -138,7 +139,9 @@ class _Features:
     """Features of one split at stored resolution, with the window geometry in feature units."""
 
     def __init__(self, spec: InputType, split: Split, opts: LearnOptions) -> None:
+        t0 = time.perf_counter()
         x = np.asarray(spec.features(split.images))
+        self.seconds = time.perf_counter() - t0
         if x.ndim != 4 or x.shape[0] != len(split.images) or x.shape[2] != x.shape[3]:
             raise InputError(f"{spec.name}: features must be [N, C, h, h], got {x.shape}")
         h = x.shape[2]
@@ -184,7 +187,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
 
     t0 = time.perf_counter()
     ftr, fval = features or (_Features(spec, train, opts), _Features(spec, val, opts))
-    feature_seconds = time.perf_counter() - t0
+    feature_seconds = ftr.seconds + fval.seconds if features else time.perf_counter() - t0
     C = ftr.x.shape[1]
     scale = spec.scale
     # per-channel statistics of the training features (float64 sums, chunked)
@@ -204,7 +207,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
         return batch.sub_(mean_t).mul_(inv_t)
 
     torch.manual_seed(opts.seed)
-    model = SmallCNN(C, ftr.crop, n_classes, width=opts.width)
+    model = SmallCNN(C, ftr.crop, n_classes, width=opts.width, stem_layers=opts.stem_layers)
     macs = count_macs(model, (C, ftr.crop, ftr.crop))
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)

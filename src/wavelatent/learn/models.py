@@ -2,10 +2,11 @@
 
 ``SmallCNN(in_channels, in_size)``:
 
-* **stem**: brings any input to ``body_size x body_size`` (16) with ``width`` channels.
-  ``n = log2(in_size / body_size)`` stride-2 3x3 convolutions (channels ``width / 2**(n-1)``
-  ... ``width``, at least 16), or, for an input already at ``body_size`` (latents at 1/8
-  resolution, 32 px inputs after one step...), a single stride-1 3x3 convolution. So a
+* **stem**: brings any input to ``body_size x body_size`` (16) with ``width`` channels:
+  ``stem_layers`` 3x3 conv-BN-ReLU layers (channels ``width / 2**(layers-1)`` ... ``width``, at
+  least 16), of which the first ``n = log2(in_size / body_size)`` have stride 2 and the rest
+  stride 1. With ``stem_layers=None`` the stem is as short as possible (``max(n, 1)`` layers);
+  with a fixed ``stem_layers`` (3 for inputs up to 128 px) every input gets the same depth. So a
   ``12x16x16`` latent, a ``3x32x32`` and a ``3x128x128`` image all reach the same
   ``width x 16 x 16`` feature map, and every input gets the same body.
 * **body** (identical for all inputs): a residual block at 16x16, a stride-2 transition and a
@@ -50,18 +51,19 @@ class SmallCNN(nn.Module):
     """Compact residual CNN whose stem takes ``in_channels`` at ``in_size`` (see module docstring)."""
 
     def __init__(self, in_channels: int, in_size: int, num_classes: int, *, width: int = 32, body_size: int = 16,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, stem_layers: int | None = None) -> None:
         super().__init__()
         n = max(0, round(math.log2(max(in_size, 1) / body_size)))
         if n and in_size != body_size * 2**n:
             raise ValueError(f"input size {in_size} is not {body_size} times a power of two")
+        depth = max(n, 1) if stem_layers is None else stem_layers
+        if depth < max(n, 1):
+            raise ValueError(f"a {in_size} px input needs at least {max(n, 1)} stem layers, got {stem_layers}")
         layers: list[nn.Module] = []
         c = in_channels
-        if n == 0:
-            layers.append(_conv_bn(c, width))
-        for i in range(n):
-            out = max(16, width // 2 ** (n - 1 - i))
-            layers.append(_conv_bn(c, out, stride=2))
+        for i in range(depth):  # stride 2 down to body_size, then stride 1; the last layer gives `width`
+            out = width if i == depth - 1 else min(width, max(16, width // 2 ** (depth - 1 - i)))
+            layers.append(_conv_bn(c, out, stride=2 if i < n else 1))
             c = out
         self.stem = nn.Sequential(*layers)
         self.body = nn.Sequential(
