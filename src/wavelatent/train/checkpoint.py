@@ -63,16 +63,22 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (strict)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    import struct
 
+    from safetensors.torch import load
+
+    # one read of the file: a run may replace it (atomically) while we look at it
     try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise WeightsError(f"{path}: no such checkpoint") from None
-    except Exception as e:
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read checkpoint: {e.strerror or e}") from None
+    try:
+        (n,) = struct.unpack("<Q", data[:8])
+        meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+        tensors = load(data)
+    except Exception as e:  # struct/JSON/safetensors errors: not a checkpoint
         raise WeightsError(f"{path}: not a readable checkpoint: {e}") from None
     if meta.get("format") != FORMAT:
         raise WeightsError(f"{path}: not a wavelatent training checkpoint")
