@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import numpy as np
 
 from . import container
 from .errors import InputError, OutputError, OutputExistsError, WavelatentError
@@ -87,6 +86,8 @@ def decompress_file(
         if ref.shape != got.shape:
             raise InputError(f"reference {reference} is {ref.shape}, the decoded image is {got.shape}")
         peak = {"uint8": 255.0, "uint16": 65535.0}.get(ref.dtype.name, float(ref.max() - ref.min()) or 1.0)
+        from .evaluate.metrics import psnr
+
         info["psnr"] = psnr(ref, got, peak)
     return FileResult(str(src), str(dst), info=info)
 
@@ -103,11 +104,6 @@ def _decompress_audio_file(src, dst, data: bytes, *, weights, force: bool, refer
     if "snr" in result:
         info["snr"] = result["snr"]
     return FileResult(str(src), str(dst), info=info)
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
 
 
 def tree_pairs(src: Path, dst: Path, match: Callable[[Path], bool], suffix: str) -> Iterator[tuple[Path, Path]]:

@@ -137,11 +137,6 @@ def pca_init(codec: WaveletCodec, x: torch.Tensor, scale: float = 4.0) -> None:
     prior.logits.zero_()
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
-
-
 def _center(arr: np.ndarray, size: int) -> np.ndarray:
     h, w = arr.shape[:2]
     y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
@@ -151,6 +146,7 @@ def _center(arr: np.ndarray, size: int) -> np.ndarray:
 def validate(codec: WaveletCodec, images: list[np.ndarray], quality: int | None = None) -> dict[str, float]:
     """Real compress/decompress of each image: bpp from the bytes, PSNR from the decoded pixels."""
     from ..api import compress, decompress
+    from ..evaluate.metrics import psnr
 
     model = copy.deepcopy(codec).eval()
     model.freeze()
