@@ -169,3 +169,30 @@ def test_configs_round_trip():
     for name in PRESETS:
         cfg = get_config(name)
         assert type(cfg).from_json(cfg.to_json()) == cfg
+
+
+def test_pruned_encoder_computes_only_the_approximation_subtree(codec):
+    import copy
+
+    from wavelatent.train import prune_details
+
+    cfg = codec.config
+    if cfg.modality != "image":
+        pytest.skip("images only")
+    assert codec._approximation_weight() is None or not torch.is_grad_enabled()
+    with torch.inference_mode():
+        assert codec._approximation_weight() is None  # nonzero detail weights: the full transform
+    pruned = copy.deepcopy(codec).eval()
+    assert 0 < prune_details(pruned) <= 1
+    x = torch.rand(2, cfg.channels, 3 * cfg.block, 5 * cfg.block, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert pruned._approximation_weight() is not None
+        fast = pruned.encode(x)
+        coeffs = pruned.analysis(pruned.pad(x - pruned.signal_offset))
+        full = pruned.quantizer.squash(pruned.encoder(coeffs))
+        torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
+        striped = pruned.encode(x, stripe_rows=1)
+        torch.testing.assert_close(striped, full, atol=1e-5, rtol=0)
+    # training the encoder takes the full path (its gradient reaches every weight)
+    with torch.enable_grad():
+        assert pruned._approximation_weight() is None

@@ -103,3 +103,23 @@ def test_ddp_matches_single_process(folder, tmp_path):
     b = load_checkpoint(tmp_path / "ddp" / "last.safetensors").codec.state_dict()
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5, rtol=1e-4), k
+
+
+def test_init_and_prune_details(folder, tmp_path):
+    src = train(_opts(folder, tmp_path / "src", steps=2))
+    out = tmp_path / "ft"
+    ckpt = train(_opts(folder, out, steps=3, init=str(src), prune_details=True))
+    state = load_checkpoint(ckpt)
+    for codec in (state.codec, state.ema):
+        w = codec.encoder.weight.view(codec.encoder.weight.shape[0], codec.config.channels, 4, -1)
+        assert torch.count_nonzero(w[:, :, 1:]) == 0 and torch.count_nonzero(w[:, :, 0]) > 0
+    # --init copies the weights it starts from: a zero-step fine-tune exports the source's decoder
+    same = load_checkpoint(train(_opts(folder, tmp_path / "same", steps=0, init=str(src))))
+    torch.testing.assert_close(same.codec.decoder.state_dict(), load_checkpoint(src).ema.decoder.state_dict())
+    with pytest.raises(InputError, match="architecture"):
+        train(_opts(folder, tmp_path / "bad", preset="test-gray", init=str(src)))
+    w_out = tmp_path / "p.safetensors"
+    assert main(["export", str(src), "-o", str(w_out), "--prune-details"]) == 0
+    pruned = load_weights(w_out)
+    with torch.inference_mode():
+        assert pruned._approximation_weight() is not None

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wavelatent.errors import InputError
-from wavelatent.transforms import analysis_1d, analysis_2d, synthesis_1d, synthesis_2d, wavelets
+from wavelatent.transforms import analysis_1d, analysis_2d, analysis_2d_approximation, synthesis_1d, synthesis_2d, wavelets
 from wavelatent.transforms.wavelets import analysis_halo, synthesis_halo
 
 
@@ -303,3 +303,19 @@ def test_input_errors(
 ) -> None:
     with pytest.raises(InputError, match=match):
         function(x, levels)
+
+
+@pytest.mark.parametrize(("shape", "levels"), [((2, 3, 64, 96), 3), ((1, 1, 8, 16), 3), ((1, 2, 8, 8), 2),
+                                               ((1, 1, 4, 6), 1), ((1, 3, 16, 8), 3), ((1, 1, 32, 32), 4)])
+def test_approximation_subtree_is_the_first_quarter_of_each_channel(shape: tuple[int, ...], levels: int) -> None:
+    x = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    full = analysis_2d(x, levels)
+    n = 4**levels
+    keep = [c * n + k for c in range(shape[1]) for k in range(n // 4)]
+    part = analysis_2d_approximation(x, levels)
+    assert part.shape == (shape[0], len(keep), shape[2] >> levels, shape[3] >> levels)
+    torch.testing.assert_close(part, full[:, keep], atol=1e-12, rtol=0)
+    with pytest.raises(InputError):
+        analysis_2d_approximation(x, 0)
+    with pytest.raises(InputError):
+        analysis_2d_approximation(x[..., :-1], levels)

@@ -85,7 +85,7 @@ def compress(
     H, W = arr.shape[:2]
     device = next(codec.parameters()).device
     with torch.inference_mode():  # large images go to float one stripe at a time
-        q = codec.quantize(codec.encode(_pixels(color, device), preprocess=_unit_range), quality)
+        q = codec.quantize(codec.encode(_pixels(color, device)), quality)  # uint8: converted stripe by stripe
     symbols = q[0].flatten(1).cpu().numpy() + cfg.max_symbol(quality)
     streams = {"latent": rans.encode(symbols, codec.tables(quality))}
     if alpha is not None:
@@ -113,11 +113,6 @@ def _pixels(color: np.ndarray, device: torch.device) -> torch.Tensor:
     if not (color.flags.writeable and color.flags.c_contiguous):
         color = np.array(color)
     return torch.from_numpy(color).to(device).permute(2, 0, 1).unsqueeze(0)
-
-
-def _unit_range(pixels: torch.Tensor) -> torch.Tensor:
-    """uint8 -> float32 in [0, 1], exactly as :func:`wavelatent.io.images.to_tensor`."""
-    return pixels.to(torch.float32).div_(255.0)
 
 
 def _to_pixels(x_hat: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from .config import CodecConfig
 from .entropy.tables import quantize_pmf
 from .errors import InputError
 from .nn import BoundedQuantizer, ConvDecoder, LinearEncoder, LogisticMixturePrior
-from .transforms import analysis_1d, analysis_2d, synthesis_1d, synthesis_2d
+from .transforms import analysis_1d, analysis_2d, analysis_2d_approximation, synthesis_1d, synthesis_2d
 from .transforms.wavelets import analysis_halo, synthesis_halo
 
 # Without autograd, images of more than STRIPE_MIN_PIXELS pixels (the whole batch) are encoded and
@@ -109,6 +109,8 @@ class WaveletCodec(nn.Module):
     ) -> Tensor:
         """Signal ``[B, C, *S]`` -> bounded latent ``y [B, latent_channels, *ceil(S / 2**levels)]``.
 
+        Images are float in [0, 1] or uint8 (read as ``x / 255``, converted one stripe at a time).
+
         ``stripe_rows``: images are encoded in stripes of this many latent rows (same result,
         bounded memory); None stripes large images when no gradient is recorded.
         ``preprocess``: applied to each stripe of ``x`` (or to ``x``) first, e.g. to convert a
@@ -123,8 +125,30 @@ class WaveletCodec(nn.Module):
         return self._encode_striped(x, rows, preprocess)
 
     def _encode(self, x: Tensor) -> Tensor:
-        coeffs = self.analysis(self.pad(x - self.signal_offset))
-        return self.quantizer.squash(self.encoder(coeffs))
+        weight = self._approximation_weight()
+        if weight is not None:  # the encoder reads no level-1 detail band: skip computing them
+            # linear up to the bias: a constant offset only reaches band 0 of each channel (DC gain 2**J),
+            # and uint8's 1/255 can scale the small weight matrix; no extra pass over the image for either
+            n = 4 ** (self.config.levels - 1)
+            offset = self.signal_offset * 2**self.config.levels * weight[:, ::n].sum(1)
+            if x.dtype == torch.uint8:
+                weight = weight / 255.0
+            y = self.encoder(analysis_2d_approximation(self.pad(x), self.config.levels), weight)
+            return self.quantizer.squash(y - offset.view(1, -1, 1, 1))
+        if x.dtype == torch.uint8:
+            x = x.to(torch.float32).div_(255.0)
+        return self.quantizer.squash(self.encoder(self.analysis(self.pad(x - self.signal_offset))))
+
+    def _approximation_weight(self) -> Tensor | None:
+        """Encoder weights ``[K, C * 4**(J-1)]`` on the bands below the level-1 approximation, when every
+        other weight is exactly zero (images, not while training the encoder); else None."""
+        cfg, weight = self.config, self.encoder.weight
+        if cfg.spatial_dims != 2 or cfg.levels < 1 or (weight.requires_grad and torch.is_grad_enabled()):
+            return None
+        per_band = weight.view(weight.shape[0], cfg.channels, 4, 4 ** (cfg.levels - 1))
+        if torch.count_nonzero(per_band[:, :, 1:]):
+            return None
+        return per_band[:, :, 0].reshape(weight.shape[0], -1)
 
     def quantize(self, y: Tensor, quality: int | None = None) -> Tensor:
         """Latent -> integer symbols ``q`` (int32, same shape) in ``[-Q, Q]`` for this quality."""

@@ -38,6 +38,9 @@ _PRESETS: dict[str, CodecConfig] = {
             decoder_blocks=3,
             default_quality=2,  # ~0.28 bpp on Kodak, where the 16x codec leads JPEG most
             description="RGB images, J=3 packets (192 channels) -> 12 latent channels: 16x fewer values.",
+            # v2: encoder weights on the level-1 detail bands are zero (encode computes a quarter of the
+            # transform; 2.4x faster, ~0.2 dB lower PSNR at equal rate than v1)
+            version=2,
         ),
         CodecConfig(
             name="image-rgb-4x",

@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=float, default=0.0, help="EMA decay of the weights, e.g. 0.999 (0 = off)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--no-pca-init", dest="pca_init", action="store_false", help="random instead of PCA init")
+    t.add_argument("--init", default=None, help="fine-tune: start from these weights (preset name, .safetensors "
+                   "release weights or a training checkpoint; same architecture) instead of PCA")
+    t.add_argument("--prune-details", action="store_true", help="images: train with the encoder's weights on the "
+                   "level-1 detail bands held at zero, so that encoding computes only the approximation's subtree")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this long")
     t.add_argument("--stop-at", type=int, default=None, help="stop with a checkpoint at this step (resume later)")
@@ -115,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw weights, not the EMA")
     e.add_argument("--default-quality", type=int, default=None,
                    help="quality used when compress is given none (default: the config's)")
+    e.add_argument("--prune-details", dest="prune", action="store_true", help="image codecs: zero the encoder's "
+                   "weights on the level-1 detail bands, so that encoding computes only the approximation's "
+                   "subtree (~3x faster analysis); check rate and PSNR after")
     e.add_argument("-f", "--force", action="store_true")
     COMMANDS.update(_add_evaluate_parsers(sub))
     COMMANDS.update(_add_walloc_parsers(sub))
@@ -300,7 +307,7 @@ def cmd_export(a) -> int:
 
     if Path(a.output).exists() and not a.force:
         raise OutputExistsError(f"{a.output} exists; use --force to overwrite")
-    sha = export_checkpoint(a.checkpoint, a.output, use_ema=a.ema, default_quality=a.default_quality)
+    sha = export_checkpoint(a.checkpoint, a.output, use_ema=a.ema, default_quality=a.default_quality, prune=a.prune)
     print(f"wrote {a.output} (sha256 {sha})", file=sys.stderr)
     return 0
 

@@ -14,7 +14,9 @@ class LinearEncoder(nn.Module):
         self.bias = nn.Parameter(torch.zeros(latent_channels))
         nn.init.orthogonal_(self.weight)
 
-    def forward(self, coeffs: Tensor) -> Tensor:
+    def forward(self, coeffs: Tensor, weight: Tensor | None = None) -> Tensor:
+        """``weight``: the columns of ``self.weight`` for a subset of packet channels that ``coeffs`` holds
+        (the others' weights being zero); default all."""
         # einsum over the channel axis works for 1D and 2D signals alike
-        y = torch.einsum("kc,bc...->bk...", self.weight, coeffs)
+        y = torch.einsum("kc,bc...->bk...", self.weight if weight is None else weight, coeffs)
         return y + self.bias.view(1, -1, *([1] * (coeffs.dim() - 2)))

@@ -29,7 +29,7 @@ from ..codec import WaveletCodec
 from ..config import CodecConfig
 from ..errors import InputError
 from ..registry import get_config
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, prune_details, save_checkpoint
 
 
 PRIOR_LR_SCALE = 10.0
@@ -57,6 +57,8 @@ class TrainOptions:
     ema: float = 0.0  # EMA decay; 0 disables
     seed: int = 0
     pca_init: bool = True
+    init: str | None = None  # start from these weights (a preset, release weights or a checkpoint): fine-tuning
+    prune_details: bool = False  # images: keep the encoder's weights on level-1 detail bands at zero (fast encode)
     val_every: int = 1000
     checkpoint_minutes: float = 5.0
     max_minutes: float | None = None  # stop (with a checkpoint) after this wall time; resume later
@@ -189,6 +191,32 @@ def _middle(x: np.ndarray, n: int) -> np.ndarray:
     return x[start : start + n]
 
 
+def init_from(codec: WaveletCodec, source: str) -> None:
+    """Copy the trained parameters of ``source`` (a preset, release weights or a checkpoint's EMA) into ``codec``.
+
+    The architecture must match; the quality steps and default quality may differ (fine-tuning a preset
+    over a new range of steps).
+    """
+    from ..errors import WeightsError
+    from ..models import load_codec
+
+    path = Path(source)
+    if path.is_file():
+        try:
+            ckpt = load_checkpoint(path)
+            src = ckpt.ema if ckpt.ema is not None else ckpt.codec
+        except WeightsError:
+            src = load_codec(path)
+    else:
+        src = load_codec(source)
+    # frozen entropy tables (one buffer per quality) are rebuilt by export, not copied
+    mine = {k: v for k, v in codec.state_dict().items() if not k.startswith("tables_")}
+    theirs = src.state_dict()
+    if set(mine) - set(theirs) or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise InputError(f"--init {source}: its architecture ({src.config.name}) differs from the one trained here")
+    codec.load_state_dict({k: theirs[k] for k in mine}, strict=False)
+
+
 class _Stop(Exception):
     pass
 
@@ -252,9 +280,13 @@ def train(o: TrainOptions) -> Path:
     else:
         torch.manual_seed(o.seed)
         codec = WaveletCodec(config)
-        if o.pca_init:
+        if o.init:
+            init_from(codec, o.init)
+        elif o.pca_init:
             pca_init(codec, torch.cat([batcher.batch(-1 - i)[0] for i in range(4)]),
                      **({"scale": audio_pca_scale(config, lmbda)} if audio else {}))
+        if o.prune_details:
+            prune_details(codec)
         ema = copy.deepcopy(codec) if o.ema > 0 else None
         start, opt_state = 0, None
     codec.to(device).train()
@@ -327,6 +359,8 @@ def train(o: TrainOptions) -> Path:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
             optimizer.step()
+            if o.prune_details:
+                prune_details(codec)
             if ema is not None:
                 with torch.no_grad():
                     for pe, p in zip(ema.parameters(), codec.parameters()):

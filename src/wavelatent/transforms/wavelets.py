@@ -57,7 +57,10 @@ from torch import Tensor
 
 from wavelatent.errors import InputError
 
-__all__ = ["analysis_1d", "synthesis_1d", "analysis_2d", "synthesis_2d", "analysis_halo", "synthesis_halo"]
+__all__ = [
+    "analysis_1d", "synthesis_1d", "analysis_2d", "synthesis_2d", "analysis_2d_approximation",
+    "analysis_halo", "synthesis_halo",
+]
 
 # pywt.Wavelet("bior4.4") filters (PyWavelets 1.x), length 10.
 DEC_LO: tuple[float, ...] = (
@@ -108,22 +111,22 @@ def _synthesis_weight(like: Tensor) -> Tensor:
     return torch.tensor(_SYNTHESIS_WEIGHT, dtype=like.dtype, device=like.device)
 
 
-def _wrap(x: Tensor, dim: int, pad: tuple[int, int]) -> Tensor:
-    """Circularly extend ``x`` along ``dim`` by ``pad = (before, after)`` samples.
+def _wrap(x: Tensor, dim: int, pad: tuple[int, int], dtype: torch.dtype | None = None) -> Tensor:
+    """Circularly extend ``x`` along ``dim`` by ``pad = (before, after)`` samples (as ``dtype``).
 
-    Returns a contiguous tensor: ``x`` (possibly a permuted view) is copied once into the
-    middle, the borders are copied from there. Signals shorter than the padding fall back to
-    an index wrap.
+    Returns a contiguous tensor: ``x`` (possibly a permuted view, possibly of another dtype) is
+    copied once into the middle, the borders are copied from there. Signals shorter than the
+    padding fall back to an index wrap.
     """
     dim %= x.dim()
     n = x.shape[dim]
     before, after = pad
     if before > n or after > n:
         index = torch.arange(-before, n + after, device=x.device) % n
-        return x.index_select(dim, index).contiguous()
+        return x.index_select(dim, index).to(dtype or x.dtype).contiguous()
     shape = list(x.shape)
     shape[dim] = before + n + after
-    out = x.new_empty(shape)
+    out = x.new_empty(shape, dtype=dtype or x.dtype)
     out.narrow(dim, before, n).copy_(x)
     out.narrow(dim, 0, before).copy_(out.narrow(dim, n, before))
     out.narrow(dim, before + n, after).copy_(out.narrow(dim, before, after))
@@ -137,11 +140,13 @@ def _check_levels(levels: int) -> None:
         raise InputError(f"levels must be >= 0, got {levels}")
 
 
-def _check_tensor(x: Tensor, *, rank: int, name: str, layout: str) -> None:
+def _check_tensor(x: Tensor, *, rank: int, name: str, layout: str, integers: bool = False) -> None:
     if not isinstance(x, Tensor):
         raise InputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != rank:
         raise InputError(f"{name} must have shape {layout}, got {tuple(x.shape)}")
+    if integers and x.dtype in (torch.uint8, torch.int16, torch.int32):
+        return
     if not x.is_floating_point():
         raise InputError(f"{name} must be a floating-point tensor, got {x.dtype}")
 
@@ -300,18 +305,20 @@ def _group(levels: int, blocks: int) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _analysis_matrix(levels: int, group: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``[group * s, taps + s * (group - 1)]``: row ``(i, b)`` is band ``b`` of the ``i``-th block of a window.
+def _analysis_matrix(levels: int, group: int, dtype: torch.dtype, device: torch.device, bands: int | None = None) -> Tensor:
+    """``[group * n, taps + s * (group - 1)]``: row ``(i, b)`` is band ``b`` of the ``i``-th block of a window,
+    for the first ``n = bands`` (default all ``s``) bands.
 
     Built outside inference mode so that autograd may save it.
     """
     bank, s = _bank(levels), 2**levels
+    filters = bank.analysis[: bands or s]
     taps = bank.analysis.shape[1]
     with torch.inference_mode(False), torch.no_grad():
-        matrix = torch.zeros(group, s, taps + s * (group - 1), dtype=torch.float64)
+        matrix = torch.zeros(group, filters.shape[0], taps + s * (group - 1), dtype=torch.float64)
         for i in range(group):
-            matrix[i, :, s * i : s * i + taps] = bank.analysis
-        return matrix.reshape(group * s, -1).to(dtype=dtype, device=device)
+            matrix[i, :, s * i : s * i + taps] = filters
+        return matrix.reshape(group * filters.shape[0], -1).to(dtype=dtype, device=device)
 
 
 @functools.lru_cache(maxsize=64)
@@ -327,30 +334,34 @@ def _synthesis_matrix(levels: int, group: int, dtype: torch.dtype, device: torch
         return matrix.reshape(group * s, -1).to(dtype=dtype, device=device)
 
 
-def _analysis_last(x: Tensor, levels: int) -> tuple[Tensor, int]:
-    """Filter bank along the last dim of ``x [..., L]``.
+def _analysis_last(
+    x: Tensor, levels: int, bands: int | None = None, dtype: torch.dtype | None = None
+) -> tuple[Tensor, int]:
+    """Filter bank along the last dim of ``x [..., L]`` (its first ``n = bands`` bands, default all ``s``).
 
-    Returns ``(c [G, P, group * s], group)``, ``P`` the product of the leading dims: ``c[k, :, i * s + b]``
+    Returns ``(c [G, P, group * n], group)``, ``P`` the product of the leading dims: ``c[k, :, i * n + b]``
     is band ``b`` of output block ``k * group + i``; blocks from ``L / s`` on are to be discarded.
+    ``dtype``: compute in this dtype (default ``x``'s), converting ``x`` in the copy that pads it.
     """
     s, bank = 2**levels, _bank(levels)
+    dtype = dtype or x.dtype
     length, taps = x.shape[-1], bank.analysis.shape[1]
     blocks = length // s
     group = _group(levels, blocks)
     windows = -(-blocks // group)
     after = s * group * windows + taps - s - length - bank.analysis_offset
-    padded = _wrap(x, -1, (bank.analysis_offset, after)).reshape(-1, length + bank.analysis_offset + after)
+    padded = _wrap(x, -1, (bank.analysis_offset, after), dtype).reshape(-1, length + bank.analysis_offset + after)
     span = taps + s * (group - 1)
     stacked = padded.unfold(1, span, s * group).transpose(0, 1)  # [G, P, span], overlapping views
-    matrix = _analysis_matrix(levels, group, x.dtype, x.device)
+    matrix = _analysis_matrix(levels, group, dtype, x.device, bands)
     if stacked.shape[1] < _FEW_ROWS:  # few long signals: copy the windows out, one matrix product
         return (stacked.reshape(-1, span) @ matrix.t()).view(windows, stacked.shape[1], -1), group
     return torch.bmm(stacked, matrix.t().expand(windows, -1, -1)), group
 
 
-def _analysis_first(x: Tensor, levels: int) -> tuple[Tensor, int]:
-    """Filter bank along dim 0 of ``x [L, ...]``: ``(c [G, group * s, Q], group)`` with ``Q`` the
-    product of the trailing dims; row ``i * s + b`` of ``c[k]`` is band ``b`` of block ``k * group + i``."""
+def _analysis_first(x: Tensor, levels: int, bands: int | None = None) -> tuple[Tensor, int]:
+    """Filter bank along dim 0 of ``x [L, ...]`` (first ``n = bands`` bands): ``(c [G, group * n, Q], group)``
+    with ``Q`` the product of the trailing dims; row ``i * n + b`` of ``c[k]`` is band ``b`` of block ``k * group + i``."""
     s, bank = 2**levels, _bank(levels)
     length, taps = x.shape[0], bank.analysis.shape[1]
     blocks = length // s
@@ -360,7 +371,7 @@ def _analysis_first(x: Tensor, levels: int) -> tuple[Tensor, int]:
     padded = _wrap(x, 0, (bank.analysis_offset, after)).reshape(length + bank.analysis_offset + after, -1)
     span = taps + s * (group - 1)
     stacked = padded.unfold(0, span, s * group).transpose(1, 2)  # [G, span, Q]
-    matrix = _analysis_matrix(levels, group, x.dtype, x.device)
+    matrix = _analysis_matrix(levels, group, x.dtype, x.device, bands)
     return torch.bmm(matrix.expand(windows, -1, -1), stacked), group
 
 
@@ -446,6 +457,20 @@ def _synthesis_2d_stage(coeffs: Tensor, levels: int) -> Tensor:
     columns = columns.view(height * s, batch, channels, s, width).permute(1, 2, 0, 4, 3)
     x_hat = _synthesis_last(columns, levels)[:, : width * s]
     return x_hat.reshape(batch, channels, height * s, width * s).contiguous()
+
+
+def _approximation_2d(x: Tensor) -> Tensor:
+    """Level-1 approximation band only: ``x [B, C, H, W] -> [B, C, H / 2, W / 2]`` (lowpass along W, then H).
+
+    Integer ``x`` (pixels) gives float32, converted in the first padding copy.
+    """
+    batch, channels, height, width = x.shape
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    rows, group_w = _analysis_last(x, 1, bands=1, dtype=dtype)  # [G_w, B*C*H, group_w]
+    rows = rows.view(-1, batch * channels, height, group_w).permute(2, 1, 0, 3)  # [H, B*C, G_w, group_w]
+    cols, _ = _analysis_first(rows, 1, bands=1)  # [G_h, group_h, B*C*G_w*group_w]
+    cols = cols.reshape(-1, batch * channels, rows.shape[2] * group_w)[: height // 2, :, : width // 2]
+    return cols.permute(1, 0, 2).reshape(batch, channels, height // 2, width // 2)
 
 
 # Deep trees run in stages of at most this many levels: the equivalent filters grow as 8 * 2**levels
@@ -536,6 +561,24 @@ def analysis_2d(x: Tensor, levels: int) -> Tensor:
     _check_tensor(x, rank=4, name="x", layout="[B, C, H, W]")
     _check_divisible(x, levels=levels, name="x", dims=(2, 3))
     return x if levels == 0 else _analysis_2d_fast(x, levels)
+
+
+def analysis_2d_approximation(x: Tensor, levels: int) -> Tensor:
+    """The part of :func:`analysis_2d` that descends from the level-1 approximation, computed alone.
+
+    ``x [B, C, H, W]`` -> ``[B, C * 4**(levels - 1), H / 2**levels, W / 2**levels]``: channels
+    ``c * 4**levels + k`` with ``k < 4**(levels - 1)`` of ``analysis_2d(x, levels)`` (the bands whose
+    first-level digit is ``a``), for about a quarter of the work. An encoder with zero weights on
+    every other band needs nothing more. Integer ``x`` (e.g. uint8 pixels) is transformed in float32
+    without a separate conversion pass.
+    """
+    _check_levels(levels)
+    if levels < 1:
+        raise InputError("analysis_2d_approximation needs levels >= 1")
+    _check_tensor(x, rank=4, name="x", layout="[B, C, H, W]", integers=True)
+    _check_divisible(x, levels=levels, name="x", dims=(2, 3))
+    approx = _approximation_2d(x)
+    return approx if levels == 1 else _analysis_2d_fast(approx, levels - 1)
 
 
 def synthesis_2d(coeffs: Tensor, levels: int) -> Tensor:
