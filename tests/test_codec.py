@@ -196,3 +196,8 @@ def test_pruned_encoder_computes_only_the_approximation_subtree(codec):
     # training the encoder takes the full path (its gradient reaches every weight)
     with torch.enable_grad():
         assert pruned._approximation_weight() is None
+        frozen = copy.deepcopy(pruned).requires_grad_(False)  # a frozen codec still passes gradients to x
+        assert frozen._approximation_weight() is not None
+        xg = x.clone().requires_grad_(True)
+        frozen.encode(xg).square().sum().backward()
+        assert xg.grad is not None and xg.grad.abs().sum() > 0

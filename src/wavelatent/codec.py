@@ -134,7 +134,8 @@ class WaveletCodec(nn.Module):
             if x.dtype == torch.uint8:
                 weight = weight / 255.0
             y = self.encoder(analysis_2d_approximation(self.pad(x), self.config.levels), weight)
-            return self.quantizer.squash(y - offset.view(1, -1, 1, 1))
+            y = y - offset.view(1, -1, 1, 1)
+            return self.quantizer.squash(y) if torch.is_grad_enabled() else self.quantizer.squash_(y)
         if x.dtype == torch.uint8:
             x = x.to(torch.float32).div_(255.0)
         return self.quantizer.squash(self.encoder(self.analysis(self.pad(x - self.signal_offset))))

@@ -19,6 +19,10 @@ class BoundedQuantizer(nn.Module):
         """Soft bound ``bound * tanh(y / bound)``: identity near 0, never beyond ±bound."""
         return self.bound * torch.tanh(y / self.bound)
 
+    def squash_(self, y: Tensor) -> Tensor:
+        """:meth:`squash` in place (no autograd): the same values without temporaries."""
+        return y.div_(self.bound).tanh_().mul_(self.bound)
+
     @staticmethod
     def round_ste(y: Tensor, step: Tensor | float) -> Tensor:
         """Rounding to the step grid with a straight-through gradient."""
