@@ -315,3 +315,87 @@ def test_entropy_modules_do_not_import_torch():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(name.split(".")[0] == "torch" for name in names), path
+
+
+# --------------------------------------------------------------------------- context model
+def _context_tables(C: int, N: int, seed: int = 0):
+    from wavelatent.entropy import context as cx
+
+    rng = np.random.default_rng(seed)
+    th = np.sort(rng.integers(0, 12, (C, 4, cx.THRESHOLDS)), axis=-1)
+    lut = rng.integers(0, cx.BUCKETS, (C, cx.LEVELS**3))
+    return cx.ContextTables(th, lut, quantize_pmf(rng.random((C, cx.CONTEXTS, N)) ** 3 + 1e-3))
+
+
+@pytest.mark.parametrize("shape", [(3, 7, 9), (1, 1, 1), (2, 1, 6), (4, 16, 24), (2, 0, 5)])
+def test_context_round_trip(shape):
+    from wavelatent.entropy import context as cx
+
+    t = _context_tables(shape[0], 21)
+    q = np.clip(np.round(np.random.default_rng(1).laplace(0, 2.5, shape)), -10, 10).astype(np.int32)
+    data = cx.encode(q, t)
+    np.testing.assert_array_equal(cx.decode(data, t, shape[1:]), q)
+    if q.size:  # the contexts change the cost: coding with other tables gives other bytes
+        assert cx.encode(q, _context_tables(shape[0], 21, seed=5)) != data or q.size < 8
+
+
+def test_context_coding_beats_factorized_on_clustered_magnitudes():
+    """Symbols whose scale varies smoothly in space: the contexts must pay off, real bytes."""
+    from wavelatent.entropy import context as cx
+    from wavelatent.train.context import SMOOTHING  # noqa: F401  (fitting is tested in test_train)
+
+    rng = np.random.default_rng(2)
+    C, h, w, N = 4, 64, 64, 41
+    scale = np.exp(3.0 * np.sin(np.arange(h)[:, None] / 5.0) * np.cos(np.arange(w)[None, :] / 7.0))
+    q = np.clip(np.round(rng.laplace(0, 1, (C, h, w)) * scale), -20, 20).astype(np.int64)
+    # tables fitted on this very data (an upper bound on what fitting can reach, enough for the test)
+    a, b, c = cx.features(q)
+    anchors = cx._checkerboard(h, w)
+    th = np.zeros((C, 4, cx.THRESHOLDS), dtype=np.int64)
+    for k in range(C):
+        th[k, 0, : cx.ANCHOR_LEVELS - 1] = np.quantile(a[k][anchors], np.arange(1, cx.ANCHOR_LEVELS) / cx.ANCHOR_LEVELS)
+        for row, f in ((1, a), (2, b), (3, c)):
+            th[k, row, : cx.LEVELS - 1] = np.quantile(f[k][~anchors], np.arange(1, cx.LEVELS) / cx.LEVELS)
+    lut = np.zeros((C, cx.LEVELS**3), dtype=np.int64)
+    lut[:] = (np.arange(cx.LEVELS**3) % cx.LEVELS**2 // cx.LEVELS) * cx.BUCKETS // cx.LEVELS  # by level of b
+    t0 = cx.ContextTables(th, lut, np.ones((C, cx.CONTEXTS, N)))
+    ctx = cx.contexts(q, t0)
+    counts = np.ones((C, cx.CONTEXTS, N))
+    np.add.at(counts, (np.arange(C)[:, None, None], ctx, q + N // 2), 1)
+    t = cx.ContextTables(th, lut, quantize_pmf(counts))
+    flat = quantize_pmf(np.stack([np.bincount((q[k] + N // 2).ravel(), minlength=N) + 1.0 for k in range(C)]))
+    context_bytes = len(cx.encode(q, t))
+    factorized_bytes = len(encode((q + N // 2).reshape(C, -1), flat))
+    assert context_bytes < 0.92 * factorized_bytes, (context_bytes, factorized_bytes)
+    np.testing.assert_array_equal(cx.decode(cx.encode(q, t), t, (h, w)), q)
+
+
+def test_context_rejects_bad_input_and_corrupt_streams():
+    from wavelatent.entropy import context as cx
+
+    t = _context_tables(2, 11)
+    q = np.random.default_rng(3).integers(-5, 6, (2, 9, 9)).astype(np.int32)
+    data = cx.encode(q, t)
+    with pytest.raises(EntropyCodingError):
+        cx.encode(q[:1], t)  # wrong channel count
+    with pytest.raises(EntropyCodingError):
+        cx.encode(q * 3, t)  # out of range
+    with pytest.raises(EntropyCodingError):
+        cx.encode(q.astype(np.float32), t)
+    with pytest.raises(EntropyCodingError):
+        cx.decode(data[:-1], t, (9, 9))  # not whole words
+    with pytest.raises(EntropyCodingError):
+        cx.decode(data, t, (9, 10))  # wrong size: symbols left over or missing
+    with pytest.raises(EntropyCodingError):
+        cx.decode(data, t, (10**6, 10**6))  # refused before allocating
+    with pytest.raises(EntropyCodingError):
+        cx.decode(data, cx.ContextTables(t.thresholds, t.lut, t.freqs[:, :3]), (9, 9))
+    rng = np.random.default_rng(4)
+    for _ in range(20):  # flipped bits: an error or (rarely) other symbols, never another exception
+        bad = bytearray(data)
+        bad[rng.integers(len(bad))] ^= 1 << int(rng.integers(8))
+        try:
+            out = cx.decode(bytes(bad), t, (9, 9))
+        except EntropyCodingError:
+            continue
+        assert out.shape == q.shape

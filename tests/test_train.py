@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -123,3 +124,23 @@ def test_init_and_prune_details(folder, tmp_path):
     pruned = load_weights(w_out)
     with torch.inference_mode():
         assert pruned._approximation_weight() is not None
+
+
+def test_export_with_context_model_and_quality_steps(folder, tmp_path):
+    import wavelatent as wl
+    from wavelatent.container import unpack
+
+    ckpt = train(_opts(folder, tmp_path / "run"))
+    plain, ctx = tmp_path / "plain.safetensors", tmp_path / "ctx.safetensors"
+    assert main(["export", str(ckpt), "-o", str(plain), "--quality-steps", "2,1,0.5"]) == 0
+    assert main(["export", str(ckpt), "-o", str(ctx), "--quality-steps", "2,1,0.5", "--context-data", str(folder)]) == 0
+    a, b = load_weights(plain), load_weights(ctx)
+    assert a.config.quality_steps == b.config.quality_steps == (2.0, 1.0, 0.5)
+    assert (a.config.context, b.config.context) == ("none", "checkerboard")
+    img = smooth_image(70, 90, seed=9)
+    for quality in (1, 2, 3):
+        da, db = wl.compress(img, a, quality), wl.compress(img, b, quality)
+        assert unpack(db).header["entropy"] == "checkerboard" and "entropy" not in unpack(da).header
+        # same encoder and decoder: same pixels, whichever entropy model coded the symbols
+        np.testing.assert_array_equal(wl.decompress(da, a), wl.decompress(db, b))
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "x.safetensors"), "--quality-steps", "2,x"]) == 2

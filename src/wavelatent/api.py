@@ -11,7 +11,7 @@ import torch
 
 from . import container
 from .codec import WaveletCodec
-from .entropy import rans
+from .entropy import context, rans
 from .errors import HeaderError, InputError, LimitError, PresetError, WeightsMismatchError
 from .io.audio import DEFAULT_MAX_SAMPLES
 from .io.images import DEFAULT_MAX_PIXELS, image_to_array
@@ -86,8 +86,10 @@ def compress(
     device = next(codec.parameters()).device
     with torch.inference_mode():  # large images go to float one stripe at a time
         q = codec.quantize(codec.encode(_pixels(color, device)), quality)  # uint8: converted stripe by stripe
-    symbols = q[0].flatten(1).cpu().numpy() + cfg.max_symbol(quality)
-    streams = {"latent": rans.encode(symbols, codec.tables(quality))}
+    if cfg.context == "checkerboard":
+        streams = {"latent": context.encode(q[0].cpu().numpy(), codec.context_tables(quality))}
+    else:
+        streams = {"latent": rans.encode(q[0].flatten(1).cpu().numpy() + cfg.max_symbol(quality), codec.tables(quality))}
     if alpha is not None:
         streams["alpha"] = zlib.compress(np.ascontiguousarray(alpha).tobytes(), 9)
     header = {
@@ -105,6 +107,8 @@ def compress(
         "quality": quality,
         "wavelatent_version": _version(),
     }
+    if cfg.context != "none":
+        header["entropy"] = cfg.context
     return container.pack(header, streams)
 
 
@@ -209,8 +213,14 @@ def decompress(
     if set(c.streams) - {"latent", "alpha"} or "latent" not in c.streams:
         raise HeaderError(f"unexpected streams {sorted(c.streams)}")
     K, h, w = expected
-    symbols = rans.decode(c.streams["latent"], model.tables(quality), h * w)
-    q = torch.from_numpy(symbols.astype(np.int32) - cfg.max_symbol(quality)).view(1, K, h, w)
+    if header.get("entropy", "none") != cfg.context:
+        raise HeaderError(f"entropy model {header.get('entropy', 'none')!r:.40} does not match {cfg.name}'s {cfg.context!r}")
+    if cfg.context == "checkerboard":
+        symbols = context.decode(c.streams["latent"], model.context_tables(quality), (h, w))
+        q = torch.from_numpy(symbols).view(1, K, h, w)
+    else:
+        symbols = rans.decode(c.streams["latent"], model.tables(quality), h * w)
+        q = torch.from_numpy(symbols.astype(np.int32) - cfg.max_symbol(quality)).view(1, K, h, w)
     device = next(model.parameters()).device
     with torch.inference_mode():  # large images go to uint8 one stripe at a time
         pixels = model.decode(model.dequantize(q.to(device), quality), (H, W), postprocess=_to_pixels)

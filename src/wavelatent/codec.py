@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import CodecConfig
+from .entropy.context import CONTEXTS, LEVELS, THRESHOLDS, ContextTables
 from .entropy.tables import quantize_pmf
 from .errors import InputError
 from .nn import BoundedQuantizer, ConvDecoder, LinearEncoder, LogisticMixturePrior
@@ -57,6 +58,12 @@ class WaveletCodec(nn.Module):
         for quality in range(1, config.qualities + 1):
             n = 2 * config.max_symbol(quality) + 1
             self.register_buffer(f"tables_{quality}", torch.ones(config.latent_channels, n, dtype=torch.int32))
+            if config.context == "checkerboard":  # fitted by wavelatent.train.context (entropy/context.py)
+                C = config.latent_channels
+                self.register_buffer(f"context_thresholds_{quality}", torch.zeros(C, 4, THRESHOLDS, dtype=torch.int64))
+                self.register_buffer(f"context_lut_{quality}", torch.zeros(C, LEVELS**3, dtype=torch.int64))
+                # frequencies minus one (they lie in 1..2**16): uint16 halves the shipped file
+                self.register_buffer(f"context_tables_{quality}", torch.zeros(C, CONTEXTS, n, dtype=torch.uint16))
         self.weights_sha256: str | None = None  # set when loaded from / saved to a weights file
 
     # --- shapes -------------------------------------------------------------
@@ -320,6 +327,17 @@ class WaveletCodec(nn.Module):
         """Integer frequency table ``[latent_channels, 2Q + 1]`` (uint32) for a quality."""
         quality = self.config.check_quality(quality)
         return getattr(self, f"tables_{quality}").cpu().numpy().astype(np.uint32)
+
+    def context_tables(self, quality: int | None = None) -> ContextTables:
+        """The checkerboard context model of a quality (configs with ``context="checkerboard"``)."""
+        if self.config.context != "checkerboard":
+            raise InputError(f"{self.config.name} has no context model")
+        quality = self.config.check_quality(quality)
+        return ContextTables(
+            getattr(self, f"context_thresholds_{quality}").cpu().numpy(),
+            getattr(self, f"context_lut_{quality}").cpu().numpy(),
+            getattr(self, f"context_tables_{quality}").cpu().numpy().astype(np.uint32) + 1,
+        )
 
     def extra_repr(self) -> str:
         return f"preset={self.config.name!r}"

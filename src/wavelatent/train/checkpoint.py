@@ -121,6 +121,18 @@ def prune_details(codec: WaveletCodec) -> float:
     return removed
 
 
+def rebuild(codec: WaveletCodec, config: CodecConfig) -> WaveletCodec:
+    """A codec of ``config`` with ``codec``'s trained weights (the architecture must match; quality
+    steps, default quality and entropy model may differ). Entropy tables are left to ``freeze``/fitting."""
+    out = WaveletCodec(config)
+    derived = ("tables_", "context_")
+    state = {k: v for k, v in codec.state_dict().items() if not k.startswith(derived)}
+    missing, unexpected = out.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(derived) for k in missing):
+        raise WeightsError(f"{config.name}: the weights do not fit this config ({missing + unexpected})")
+    return out.to(next(codec.parameters()).device).eval()
+
+
 def export_checkpoint(
     path: str | os.PathLike,
     out: str | os.PathLike,
@@ -128,18 +140,36 @@ def export_checkpoint(
     use_ema: bool = True,
     default_quality: int | None = None,
     prune: bool = False,
+    quality_steps: tuple[float, ...] | None = None,
+    context_images: list | None = None,
+    progress: bool = False,
 ) -> str:
     """Checkpoint -> release weights (EMA weights if present, entropy tables frozen); returns sha256.
 
     ``default_quality`` overrides the quality that ``compress`` uses when none is given;
-    ``prune`` applies :func:`prune_details`.
+    ``prune`` applies :func:`prune_details`; ``quality_steps`` replaces the quantization steps
+    (keep them within the range trained); ``context_images`` (uint8 ``[H, W, C]`` arrays, never the
+    test set) switches to the checkerboard context model fitted on them (train/context.py).
     """
     ckpt = load_checkpoint(path)
     codec = copy.deepcopy(ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec).eval()
+    config = codec.config
+    if quality_steps is not None:
+        config = config.replace(quality_steps=tuple(quality_steps), default_quality=min(config.default_quality,
+                                                                                         len(quality_steps)))
     if default_quality is not None:
-        codec.config = codec.config.replace(default_quality=codec.config.check_quality(default_quality))
+        config = config.replace(default_quality=config.check_quality(default_quality))
+    if context_images is not None:
+        config = config.replace(context="checkerboard")
+    if config != codec.config:
+        codec = rebuild(codec, config)
     extra = {"trained_steps": str(ckpt.step), "train_options": json.dumps(ckpt.options, sort_keys=True)}
     if prune:
         extra["pruned"] = f"level-1 detail bands (largest removed weight {prune_details(codec):.2e} of the largest)"
     codec.freeze()
+    if context_images is not None:
+        from .context import fit_context
+
+        report = fit_context(codec, context_images, progress=progress)
+        extra["context_fit"] = json.dumps({"images": len(context_images), "bits_per_symbol": report}, sort_keys=True)
     return save_weights(codec, out, extra=extra)
