@@ -33,6 +33,7 @@ LEVELS = 8
 BUCKETS = 16
 CONTEXTS = ANCHOR_LEVELS + BUCKETS
 THRESHOLDS = max(ANCHOR_LEVELS, LEVELS) - 1  # width of a thresholds row
+MAX_THRESHOLD = 1 << 20  # bounds the level lookup tables
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class ContextTables:
         C = f.shape[0]
         if t.shape != (C, 4, THRESHOLDS) or lut.shape != (C, LEVELS**3):
             raise EntropyCodingError(f"context thresholds {t.shape} / lut {lut.shape} do not fit {C} channels")
+        if t.size and (t.min() < 0 or t.max() > MAX_THRESHOLD or np.any(np.diff(t, axis=-1)[:, 1:, : LEVELS - 2] < 0)
+                       or np.any(np.diff(t[:, 0, : ANCHOR_LEVELS - 1], axis=-1) < 0)):
+            raise EntropyCodingError(f"context thresholds must be sorted integers in [0, {MAX_THRESHOLD}]")
         if lut.size and (lut.min() < 0 or lut.max() >= BUCKETS):
             raise EntropyCodingError(f"context lut entries must be in [0, {BUCKETS})")
         return C, f.shape[2]
@@ -86,23 +90,28 @@ def features(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a, np.ascontiguousarray(b), c
 
 
+def _level(thresholds: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Number of ``thresholds`` (sorted ints) <= each of ``v`` (ints >= 0), as uint8: a table lookup."""
+    top = int(max(thresholds.max(initial=0), 0)) + 1
+    table = np.searchsorted(thresholds, np.arange(top + 1), side="right").astype(np.uint8)
+    return table[np.minimum(v, top)]
+
+
 def _anchor_context(t: ContextTables, k: int, a: np.ndarray) -> np.ndarray:
-    return np.searchsorted(t.thresholds[k, 0, : ANCHOR_LEVELS - 1], a, side="right")
+    return _level(t.thresholds[k, 0, : ANCHOR_LEVELS - 1], a)
 
 
 def _other_context(t: ContextTables, k: int, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     th = t.thresholds[k, :, : LEVELS - 1]
-    la = np.searchsorted(th[1], a, side="right")
-    lb = np.searchsorted(th[2], b, side="right")
-    lc = np.searchsorted(th[3], c, side="right")
-    return ANCHOR_LEVELS + t.lut[k][(la * LEVELS + lb) * LEVELS + lc]
+    combo = (_level(th[1], a).astype(np.intp) * LEVELS + _level(th[2], b)) * LEVELS + _level(th[3], c)
+    return (ANCHOR_LEVELS + t.lut[k][combo]).astype(np.uint8)
 
 
 def contexts(q: np.ndarray, t: ContextTables) -> np.ndarray:
-    """Context index ``[C, h, w]`` of every symbol of ``q`` (what the decoder will compute)."""
+    """Context index ``[C, h, w]`` (uint8) of every symbol of ``q`` (what the decoder will compute)."""
     a, b, c = features(q)
     anchors = _checkerboard(*q.shape[1:])
-    ctx = np.empty(q.shape, dtype=np.int64)
+    ctx = np.empty(q.shape, dtype=np.uint8)
     for k in range(q.shape[0]):
         ctx[k][anchors] = _anchor_context(t, k, a[k][anchors])
         ctx[k][~anchors] = _other_context(t, k, a[k][~anchors], b[k][~anchors], c[k][~anchors])
