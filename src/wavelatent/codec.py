@@ -60,8 +60,8 @@ class WaveletCodec(nn.Module):
             self.register_buffer(f"tables_{quality}", torch.ones(config.latent_channels, n, dtype=torch.int32))
             if config.context == "checkerboard":  # fitted by wavelatent.train.context (entropy/context.py)
                 C = config.latent_channels
-                self.register_buffer(f"context_thresholds_{quality}", torch.zeros(C, 4, THRESHOLDS, dtype=torch.int64))
-                self.register_buffer(f"context_lut_{quality}", torch.zeros(C, LEVELS**3, dtype=torch.int64))
+                self.register_buffer(f"context_thresholds_{quality}", torch.zeros(C, 4, THRESHOLDS, dtype=torch.int32))
+                self.register_buffer(f"context_lut_{quality}", torch.zeros(C, LEVELS**3, dtype=torch.uint8))
                 # frequencies minus one (they lie in 1..2**16): uint16 halves the shipped file
                 self.register_buffer(f"context_tables_{quality}", torch.zeros(C, CONTEXTS, n, dtype=torch.uint16))
         self.weights_sha256: str | None = None  # set when loaded from / saved to a weights file
@@ -315,12 +315,16 @@ class WaveletCodec(nn.Module):
     # --- entropy tables -----------------------------------------------------
     @torch.no_grad()
     def freeze(self) -> None:
-        """Freeze the prior into integer tables for every quality (after training, before coding)."""
+        """Freeze the prior into integer tables for every quality (after training, before coding); a
+        context model's tables start as copies of them."""
         cfg = self.config
         for quality in range(1, cfg.qualities + 1):
             pmf = self.prior.pmf(cfg.step(quality), cfg.max_symbol(quality)).cpu().numpy()
             freqs = quantize_pmf(pmf)
             getattr(self, f"tables_{quality}").copy_(torch.from_numpy(freqs.astype(np.int32)))
+            if cfg.context == "checkerboard":  # until fitted (train/context.py), every context uses the channel's table
+                ctx = getattr(self, f"context_tables_{quality}")
+                ctx.copy_(torch.from_numpy((freqs - 1).astype(np.int32))[:, None, :].expand_as(ctx).to(torch.uint16))
         self.weights_sha256 = None
 
     def tables(self, quality: int | None = None) -> np.ndarray:
@@ -334,8 +338,8 @@ class WaveletCodec(nn.Module):
             raise InputError(f"{self.config.name} has no context model")
         quality = self.config.check_quality(quality)
         return ContextTables(
-            getattr(self, f"context_thresholds_{quality}").cpu().numpy(),
-            getattr(self, f"context_lut_{quality}").cpu().numpy(),
+            getattr(self, f"context_thresholds_{quality}").cpu().numpy().astype(np.int64),
+            getattr(self, f"context_lut_{quality}").cpu().numpy().astype(np.int64),
             getattr(self, f"context_tables_{quality}").cpu().numpy().astype(np.uint32) + 1,
         )
 

@@ -100,8 +100,8 @@ def fit_context(codec: WaveletCodec, images: list[np.ndarray], progress: bool = 
             bits_before -= np.log2(base[k][np.concatenate([sym_a, sym_o]) + Q]).sum()
         pmf = counts + SMOOTHING * base[:, None, :]
         freqs = quantize_pmf(pmf)
-        getattr(codec, f"context_thresholds_{quality}").copy_(torch.from_numpy(thresholds))
-        getattr(codec, f"context_lut_{quality}").copy_(torch.from_numpy(lut))
+        getattr(codec, f"context_thresholds_{quality}").copy_(torch.from_numpy(np.minimum(thresholds, cx.MAX_THRESHOLD)))
+        getattr(codec, f"context_lut_{quality}").copy_(torch.from_numpy(lut.astype(np.uint8)))
         getattr(codec, f"context_tables_{quality}").copy_(torch.from_numpy((freqs - 1).astype(np.int32)).to(torch.uint16))
         model = codec.context_tables(quality)
         for q in qs:
