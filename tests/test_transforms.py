@@ -315,6 +315,12 @@ def test_approximation_subtree_is_the_first_quarter_of_each_channel(shape: tuple
     part = analysis_2d_approximation(x, levels)
     assert part.shape == (shape[0], len(keep), shape[2] >> levels, shape[3] >> levels)
     torch.testing.assert_close(part, full[:, keep], atol=1e-12, rtol=0)
+    channels_last = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # pixels' memory order
+    torch.testing.assert_close(analysis_2d_approximation(channels_last, levels), full[:, keep], atol=1e-12, rtol=0)
+    pixels = (x.abs() * 40).to(torch.uint8)  # integer input: float32 coefficients of the same values
+    ref = analysis_2d(pixels.double(), levels)[:, keep].float()
+    for p in (pixels, pixels.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)):
+        torch.testing.assert_close(analysis_2d_approximation(p, levels), ref, atol=2e-3, rtol=1e-5)
     with pytest.raises(InputError):
         analysis_2d_approximation(x, 0)
     with pytest.raises(InputError):

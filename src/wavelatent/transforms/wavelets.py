@@ -359,19 +359,23 @@ def _analysis_last(
     return torch.bmm(stacked, matrix.t().expand(windows, -1, -1)), group
 
 
-def _analysis_first(x: Tensor, levels: int, bands: int | None = None) -> tuple[Tensor, int]:
+def _analysis_first(
+    x: Tensor, levels: int, bands: int | None = None, dtype: torch.dtype | None = None
+) -> tuple[Tensor, int]:
     """Filter bank along dim 0 of ``x [L, ...]`` (first ``n = bands`` bands): ``(c [G, group * n, Q], group)``
-    with ``Q`` the product of the trailing dims; row ``i * n + b`` of ``c[k]`` is band ``b`` of block ``k * group + i``."""
+    with ``Q`` the product of the trailing dims; row ``i * n + b`` of ``c[k]`` is band ``b`` of block ``k * group + i``.
+    ``dtype`` as in :func:`_analysis_last`."""
     s, bank = 2**levels, _bank(levels)
+    dtype = dtype or x.dtype
     length, taps = x.shape[0], bank.analysis.shape[1]
     blocks = length // s
     group = _group(levels, blocks)
     windows = -(-blocks // group)
     after = s * group * windows + taps - s - length - bank.analysis_offset
-    padded = _wrap(x, 0, (bank.analysis_offset, after)).reshape(length + bank.analysis_offset + after, -1)
+    padded = _wrap(x, 0, (bank.analysis_offset, after), dtype).reshape(length + bank.analysis_offset + after, -1)
     span = taps + s * (group - 1)
     stacked = padded.unfold(0, span, s * group).transpose(1, 2)  # [G, span, Q]
-    matrix = _analysis_matrix(levels, group, x.dtype, x.device, bands)
+    matrix = _analysis_matrix(levels, group, dtype, x.device, bands)
     return torch.bmm(matrix.expand(windows, -1, -1), stacked), group
 
 
@@ -462,10 +466,17 @@ def _synthesis_2d_stage(coeffs: Tensor, levels: int) -> Tensor:
 def _approximation_2d(x: Tensor) -> Tensor:
     """Level-1 approximation band only: ``x [B, C, H, W] -> [B, C, H / 2, W / 2]`` (lowpass along W, then H).
 
-    Integer ``x`` (pixels) gives float32, converted in the first padding copy.
+    Integer ``x`` (pixels) gives float32, converted in the first padding copy. Channels-last memory
+    (``[H, W, C]`` pixels viewed as ``[1, C, H, W]``) is filtered along H first, where it is contiguous.
     """
     batch, channels, height, width = x.shape
     dtype = x.dtype if x.is_floating_point() else torch.float32
+    if x.permute(2, 0, 3, 1).is_contiguous():  # channels-last pixels (a view of [H, W, C] arrays): H first
+        cols, _ = _analysis_first(x.permute(2, 0, 3, 1), 1, bands=1, dtype=dtype)  # [G_h, group_h, B*W*C]
+        cols = cols.reshape(-1, batch, width, channels)[: height // 2]  # [H/2, B, W, C]
+        rows, _ = _analysis_last(cols.permute(1, 3, 0, 2), 1, bands=1)  # [G_w, B*C*H/2, group_w]
+        rows = rows.permute(1, 0, 2).reshape(batch * channels * (height // 2), -1)[:, : width // 2]
+        return rows.reshape(batch, channels, height // 2, width // 2)
     rows, group_w = _analysis_last(x, 1, bands=1, dtype=dtype)  # [G_w, B*C*H, group_w]
     rows = rows.view(-1, batch * channels, height, group_w).permute(2, 1, 0, 3)  # [H, B*C, G_w, group_w]
     cols, _ = _analysis_first(rows, 1, bands=1)  # [G_h, group_h, B*C*G_w*group_w]
