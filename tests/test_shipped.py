@@ -49,3 +49,21 @@ def test_quality_and_rate(preset, photo):
     assert scores == sorted(scores), f"PSNR not increasing with quality: {scores}"
     assert scores[cfg.default_quality - 1] >= FLOORS.get(preset, 20.0)
     assert 8 * sizes[-1] / img.shape[0] / img.shape[1] < 8.0  # always smaller than raw 8-bit grayscale
+
+
+def test_context_model_is_named_in_the_header_and_checked(photo):
+    from wavelatent import container
+    from wavelatent.errors import HeaderError
+
+    if "image-rgb-4x" not in SHIPPED or get_config("image-rgb-4x").context != "checkerboard":
+        pytest.skip("no shipped context-model preset")
+    data = wl.compress(photo, "image-rgb-4x")
+    c = container.unpack(data)
+    assert c.header["entropy"] == "checkerboard"
+    header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version", "entropy")}
+    with pytest.raises(HeaderError, match="entropy model"):
+        wl.decompress(container.pack(header, c.streams))
+    # the factorized tables cannot decode the context-coded stream either way
+    header["entropy"] = "none"
+    with pytest.raises(HeaderError):
+        wl.decompress(container.pack(header, c.streams))
