@@ -150,8 +150,11 @@ class WaveletCodec(nn.Module):
     def _approximation_weight(self) -> Tensor | None:
         """Encoder weights ``[K, C * 4**(J-1)]`` on the bands below the level-1 approximation, when every
         other weight is exactly zero (images, not while training the encoder); else None."""
-        cfg, weight = self.config, self.encoder.weight
-        if cfg.spatial_dims != 2 or cfg.levels < 1 or (weight.requires_grad and torch.is_grad_enabled()):
+        cfg = self.config
+        if cfg.architecture != "wavelatent" or cfg.spatial_dims != 2 or cfg.levels < 1:
+            return None  # WaLLoC's imported modules keep their own encoder
+        weight = self.encoder.weight
+        if weight.requires_grad and torch.is_grad_enabled():
             return None
         per_band = weight.view(weight.shape[0], cfg.channels, 4, 4 ** (cfg.levels - 1))
         if torch.count_nonzero(per_band[:, :, 1:]):
