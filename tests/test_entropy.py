@@ -349,13 +349,12 @@ def test_context_coding_beats_factorized_on_clustered_magnitudes():
     scale = np.exp(3.0 * np.sin(np.arange(h)[:, None] / 5.0) * np.cos(np.arange(w)[None, :] / 7.0))
     q = np.clip(np.round(rng.laplace(0, 1, (C, h, w)) * scale), -20, 20).astype(np.int64)
     # tables fitted on this very data (an upper bound on what fitting can reach, enough for the test)
-    a, b, c = cx.features(q)
-    anchors = cx._checkerboard(h, w)
+    _, a_anchor, a_other, b, c = cx.split_features(q)
     th = np.zeros((C, 4, cx.THRESHOLDS), dtype=np.int64)
     for k in range(C):
-        th[k, 0, : cx.ANCHOR_LEVELS - 1] = np.quantile(a[k][anchors], np.arange(1, cx.ANCHOR_LEVELS) / cx.ANCHOR_LEVELS)
-        for row, f in ((1, a), (2, b), (3, c)):
-            th[k, row, : cx.LEVELS - 1] = np.quantile(f[k][~anchors], np.arange(1, cx.LEVELS) / cx.LEVELS)
+        th[k, 0, : cx.ANCHOR_LEVELS - 1] = np.quantile(a_anchor[k], np.arange(1, cx.ANCHOR_LEVELS) / cx.ANCHOR_LEVELS)
+        for row, f in ((1, a_other[k]), (2, b), (3, c[k])):
+            th[k, row, : cx.LEVELS - 1] = np.quantile(f, np.arange(1, cx.LEVELS) / cx.LEVELS)
     lut = np.zeros((C, cx.LEVELS**3), dtype=np.int64)
     lut[:] = (np.arange(cx.LEVELS**3) % cx.LEVELS**2 // cx.LEVELS) * cx.BUCKETS // cx.LEVELS  # by level of b
     t0 = cx.ContextTables(th, lut, np.ones((C, cx.CONTEXTS, N)))

@@ -317,15 +317,8 @@ def cmd_export(a) -> int:
             steps = tuple(float(v) for v in a.quality_steps.split(","))
         except ValueError:
             raise _usage(f"--quality-steps must be comma-separated numbers, got {a.quality_steps!r}") from None
-    images = None
-    if a.context_data:
-        from ..train import load_checkpoint
-        from ..train.context import load_fit_images
-
-        channels = load_checkpoint(a.checkpoint).codec.config.channels
-        images = load_fit_images(a.context_data, channels, progress=True)
     sha = export_checkpoint(a.checkpoint, a.output, use_ema=a.ema, default_quality=a.default_quality, prune=a.prune,
-                            quality_steps=steps, context_images=images, progress=True)
+                            quality_steps=steps, context_data=a.context_data, progress=True)
     print(f"wrote {a.output} (sha256 {sha})", file=sys.stderr)
     return 0
 

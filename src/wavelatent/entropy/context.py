@@ -26,7 +26,10 @@ from ..errors import EntropyCodingError
 from .rans import MAX_SYMBOLS, _constriction, _models
 from .tables import _check_tables
 
-__all__ = ["ANCHOR_LEVELS", "BUCKETS", "CONTEXTS", "LEVELS", "THRESHOLDS", "ContextTables", "decode", "encode", "features"]
+__all__ = [
+    "ANCHOR_LEVELS", "BUCKETS", "CONTEXTS", "LEVELS", "THRESHOLDS", "ContextTables", "combination", "contexts", "decode",
+    "encode", "split_features",
+]
 
 ANCHOR_LEVELS = 6
 LEVELS = 8
@@ -76,20 +79,6 @@ def _neighbour_sum(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def features(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The raw context features of every symbol of ``q [C, h, w]`` (int64, each ``[C, h, w]``):
-    ``a`` (sum over earlier channels at the position), ``b`` (all channels at the 4 neighbours,
-    anchors only counted), ``c`` (own channel at the 4 neighbours, anchors only counted). At
-    anchor positions only ``a`` is used. For fitting; coding computes them pass by pass."""
-    mag = np.abs(q.astype(np.int64))
-    a = np.cumsum(mag, axis=0) - mag
-    anchors = _checkerboard(*q.shape[1:])
-    mag_anchor = mag * anchors
-    b = np.broadcast_to(_neighbour_sum(mag_anchor.sum(0)), q.shape)
-    c = _neighbour_sum(mag_anchor)
-    return a, np.ascontiguousarray(b), c
-
-
 def _level(thresholds: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Number of ``thresholds`` (sorted ints) <= each of ``v`` (ints >= 0), as uint8: a table lookup."""
     top = int(max(thresholds.max(initial=0), 0)) + 1
@@ -101,10 +90,14 @@ def _anchor_context(t: ContextTables, k: int, a: np.ndarray) -> np.ndarray:
     return _level(t.thresholds[k, 0, : ANCHOR_LEVELS - 1], a)
 
 
+def combination(thresholds: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Index in ``[0, LEVELS**3)`` of the levels of ``a, b, c`` under one channel's ``thresholds [4, THRESHOLDS]``."""
+    th = thresholds[:, : LEVELS - 1]
+    return (_level(th[1], a).astype(np.intp) * LEVELS + _level(th[2], b)) * LEVELS + _level(th[3], c)
+
+
 def _other_context(t: ContextTables, k: int, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    th = t.thresholds[k, :, : LEVELS - 1]
-    combo = (_level(th[1], a).astype(np.intp) * LEVELS + _level(th[2], b)) * LEVELS + _level(th[3], c)
-    return (ANCHOR_LEVELS + t.lut[k][combo]).astype(np.uint8)
+    return (ANCHOR_LEVELS + t.lut[k][combination(t.thresholds[k], a, b, c)]).astype(np.uint8)
 
 
 def _exclusive_prefix(m: np.ndarray) -> np.ndarray:
@@ -117,9 +110,11 @@ def _exclusive_prefix(m: np.ndarray) -> np.ndarray:
     return out
 
 
-def _split_contexts(q: np.ndarray, t: ContextTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(anchors [h, w] bool, contexts at anchors [C, n_a], contexts elsewhere [C, n_o])`` (uint8),
-    positions in raster order within each half."""
+def split_features(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The context features of ``q [C, h, w]``, split into the two halves (raster order within each):
+    ``(anchors [h, w] bool, a at anchors [C, n_a], a elsewhere [C, n_o], b [n_o], c [C, n_o])``, with
+    ``a`` the sum of ``|q|`` over earlier channels at the position, ``b`` over all channels at the 4
+    neighbours and ``c`` over the own channel at the 4 neighbours (neighbours of the other half are anchors)."""
     anchors = _checkerboard(*q.shape[1:])
     mag = np.abs(q.astype(np.int32))
     mag_anchor = mag * anchors
@@ -127,6 +122,13 @@ def _split_contexts(q: np.ndarray, t: ContextTables) -> tuple[np.ndarray, np.nda
     a_other = _exclusive_prefix(mag[:, ~anchors])
     b = _neighbour_sum(mag_anchor.sum(0))[~anchors]
     c = _neighbour_sum(mag_anchor)[:, ~anchors]
+    return anchors, a_anchor, a_other, b, c
+
+
+def _split_contexts(q: np.ndarray, t: ContextTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(anchors [h, w] bool, contexts at anchors [C, n_a], contexts elsewhere [C, n_o])`` (uint8),
+    positions in raster order within each half."""
+    anchors, a_anchor, a_other, b, c = split_features(q)
     ctx_a = np.empty(a_anchor.shape, dtype=np.uint8)
     ctx_o = np.empty(a_other.shape, dtype=np.uint8)
     for k in range(q.shape[0]):

@@ -121,16 +121,18 @@ def prune_details(codec: WaveletCodec) -> float:
     return removed
 
 
-def rebuild(codec: WaveletCodec, config: CodecConfig) -> WaveletCodec:
-    """A codec of ``config`` with ``codec``'s trained weights (the architecture must match; quality
-    steps, default quality and entropy model may differ). Entropy tables are left to ``freeze``/fitting."""
-    out = WaveletCodec(config)
+def copy_trained(source: WaveletCodec, target: WaveletCodec) -> None:
+    """Copy ``source``'s trained weights into ``target`` (same architecture; quality steps, default
+    quality and entropy model may differ). Entropy tables, derived from the weights, are left to
+    ``freeze`` / context fitting. Raises WeightsError if the architectures differ."""
     derived = ("tables_", "context_")
-    state = {k: v for k, v in codec.state_dict().items() if not k.startswith(derived)}
-    missing, unexpected = out.load_state_dict(state, strict=False)
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith(derived)}
+    try:
+        missing, unexpected = target.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise WeightsError(f"{target.config.name}: the weights do not fit this architecture: {e}") from None
     if unexpected or any(not k.startswith(derived) for k in missing):
-        raise WeightsError(f"{config.name}: the weights do not fit this config ({missing + unexpected})")
-    return out.to(next(codec.parameters()).device).eval()
+        raise WeightsError(f"{target.config.name}: the weights do not fit this architecture ({missing + unexpected})")
 
 
 def export_checkpoint(
@@ -141,15 +143,15 @@ def export_checkpoint(
     default_quality: int | None = None,
     prune: bool = False,
     quality_steps: tuple[float, ...] | None = None,
-    context_images: list | None = None,
+    context_data: str | os.PathLike | None = None,
     progress: bool = False,
 ) -> str:
     """Checkpoint -> release weights (EMA weights if present, entropy tables frozen); returns sha256.
 
     ``default_quality`` overrides the quality that ``compress`` uses when none is given;
     ``prune`` applies :func:`prune_details`; ``quality_steps`` replaces the quantization steps
-    (keep them within the range trained); ``context_images`` (uint8 ``[H, W, C]`` arrays, never the
-    test set) switches to the checkerboard context model fitted on them (train/context.py).
+    (keep them within the range trained); ``context_data`` (a folder of images, never the test set)
+    switches to the checkerboard context model fitted on them (train/context.py).
     """
     ckpt = load_checkpoint(path)
     codec = copy.deepcopy(ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec).eval()
@@ -159,17 +161,19 @@ def export_checkpoint(
                                                                                          len(quality_steps)))
     if default_quality is not None:
         config = config.replace(default_quality=config.check_quality(default_quality))
-    if context_images is not None:
+    if context_data is not None:
         config = config.replace(context="checkerboard")
     if config != codec.config:
-        codec = rebuild(codec, config)
+        trained, codec = codec, WaveletCodec(config).eval()
+        copy_trained(trained, codec)
     extra = {"trained_steps": str(ckpt.step), "train_options": json.dumps(ckpt.options, sort_keys=True)}
     if prune:
         extra["pruned"] = f"level-1 detail bands (largest removed weight {prune_details(codec):.2e} of the largest)"
     codec.freeze()
-    if context_images is not None:
-        from .context import fit_context
+    if context_data is not None:
+        from .context import fit_context, load_fit_images
 
-        report = fit_context(codec, context_images, progress=progress)
-        extra["context_fit"] = json.dumps({"images": len(context_images), "bits_per_symbol": report}, sort_keys=True)
+        images = load_fit_images(context_data, config.channels, progress=progress)
+        report = fit_context(codec, images, progress=progress)
+        extra["context_fit"] = json.dumps({"images": len(images), "bits_per_symbol": report}, sort_keys=True)
     return save_weights(codec, out, extra=extra)

@@ -18,16 +18,6 @@ from ..entropy.tables import PRECISION, quantize_pmf
 SMOOTHING = 32.0
 
 
-def with_context(codec: WaveletCodec) -> WaveletCodec:
-    """A copy of ``codec`` whose config has ``context="checkerboard"`` (factorized tables frozen,
-    context buffers still empty)."""
-    from .checkpoint import rebuild
-
-    out = rebuild(codec, codec.config.replace(context="checkerboard"))
-    out.freeze()
-    return out
-
-
 def load_fit_images(folder: str, channels: int, size: int = 512, progress: bool = False) -> list[np.ndarray]:
     """The images of ``folder`` (recursive), centre-cropped to at most ``size`` px, for fitting."""
     from ..data import list_images, load_images
@@ -55,37 +45,27 @@ def fit_context(codec: WaveletCodec, images: list[np.ndarray], progress: bool = 
 
     cfg = codec.config
     if cfg.context != "checkerboard":
-        raise ValueError("fit_context needs a codec with context='checkerboard' (see with_context)")
+        raise ValueError("fit_context needs a codec with context='checkerboard'")
     device = next(codec.parameters()).device
-    latents = []
-    for im in images:
-        x = torch.from_numpy(np.array(im)).to(device).permute(2, 0, 1).unsqueeze(0)
-        latents.append(codec.encode(x))
+    latents = [codec.encode(torch.from_numpy(np.array(im)).to(device).permute(2, 0, 1).unsqueeze(0)) for im in images]
     C, L = cfg.latent_channels, cx.LEVELS
     report = {}
     for quality in tqdm(range(1, cfg.qualities + 1), desc="context tables", disable=not progress):
         Q = cfg.max_symbol(quality)
-        qs = [codec.quantize(y, quality)[0].cpu().numpy().astype(np.int64) for y in latents]
-        feats = [cx.features(q) for q in qs]
-        masks = [np.broadcast_to(cx._checkerboard(*q.shape[1:]), q.shape[1:]) for q in qs]
+        qs = [codec.quantize(y, quality)[0].cpu().numpy() for y in latents]
+        # the two halves of every image side by side: [C, n] symbols and features
+        halves = [(q[:, f[0]], q[:, ~f[0]], *f[1:]) for q, f in ((q, cx.split_features(q)) for q in qs)]
+        sym_a, sym_o, a_anchor, a_other, b, c = (np.concatenate(parts, axis=-1) for parts in zip(*halves))
         thresholds = np.zeros((C, 4, cx.THRESHOLDS), dtype=np.int64)
         lut = np.zeros((C, L**3), dtype=np.int64)
         counts = np.zeros((C, cx.CONTEXTS, 2 * Q + 1))
-        base = codec.tables(quality).astype(np.float64) / 2**PRECISION
-        bits_before = bits_after = 0.0
-        n_symbols = sum(q.size for q in qs)
         for k in range(C):
-            pick = lambda i, m: np.concatenate([f[i][k][mk if m else ~mk] for f, mk in zip(feats, masks)])  # noqa: E731
-            sym_a = np.concatenate([q[k][mk] for q, mk in zip(qs, masks)])
-            sym_o = np.concatenate([q[k][~mk] for q, mk in zip(qs, masks)])
-            thresholds[k, 0, : cx.ANCHOR_LEVELS - 1] = _levels(pick(0, True), cx.ANCHOR_LEVELS)
-            a, b, c = pick(0, False), pick(1, False), pick(2, False)
-            for row, v in ((1, a), (2, b), (3, c)):
+            thresholds[k, 0, : cx.ANCHOR_LEVELS - 1] = _levels(a_anchor[k], cx.ANCHOR_LEVELS)
+            for row, v in ((1, a_other[k]), (2, b), (3, c[k])):
                 thresholds[k, row, : L - 1] = _levels(v, L)
-            th = thresholds[k, :, : L - 1]
-            combo = ((np.searchsorted(th[1], a, side="right") * L + np.searchsorted(th[2], b, side="right")) * L
-                     + np.searchsorted(th[3], c, side="right"))
-            logmag = np.log2(1.0 + np.abs(sym_o))
+            # the lookup ranks the level combinations by the mean log-magnitude of what they precede
+            combo = cx.combination(thresholds[k], a_other[k], b, c[k])
+            logmag = np.log2(1.0 + np.abs(sym_o[k]))
             n = np.bincount(combo, minlength=L**3).astype(np.float64)
             mean = np.bincount(combo, weights=logmag, minlength=L**3) / np.maximum(n, 1)
             mean[n == 0] = logmag.mean() if logmag.size else 0.0
@@ -93,28 +73,17 @@ def fit_context(codec: WaveletCodec, images: list[np.ndarray], progress: bool = 
             before = np.cumsum(n[order]) - n[order]  # samples in combos ranked lower
             lut[k, order] = np.minimum((before / max(n.sum(), 1) * cx.BUCKETS).astype(np.int64), cx.BUCKETS - 1)
             t = cx.ContextTables(thresholds, lut, np.ones((C, cx.CONTEXTS, 1)))
-            ctx_a = cx._anchor_context(t, k, pick(0, True))
-            ctx_o = cx._other_context(t, k, a, b, c)
-            np.add.at(counts[k], (ctx_a, sym_a + Q), 1)
-            np.add.at(counts[k], (ctx_o, sym_o + Q), 1)
-            bits_before -= np.log2(base[k][np.concatenate([sym_a, sym_o]) + Q]).sum()
-        pmf = counts + SMOOTHING * base[:, None, :]
-        freqs = quantize_pmf(pmf)
+            np.add.at(counts[k], (cx._anchor_context(t, k, a_anchor[k]), sym_a[k] + Q), 1)
+            np.add.at(counts[k], (cx._other_context(t, k, a_other[k], b, c[k]), sym_o[k] + Q), 1)
+        base = codec.tables(quality).astype(np.float64) / 2**PRECISION
+        freqs = quantize_pmf(counts + SMOOTHING * base[:, None, :])
         getattr(codec, f"context_thresholds_{quality}").copy_(torch.from_numpy(np.minimum(thresholds, cx.MAX_THRESHOLD)))
         getattr(codec, f"context_lut_{quality}").copy_(torch.from_numpy(lut.astype(np.uint8)))
         getattr(codec, f"context_tables_{quality}").copy_(torch.from_numpy((freqs - 1).astype(np.int32)).to(torch.uint16))
-        model = codec.context_tables(quality)
-        for q in qs:
-            ctx = cx.contexts(q, model)
-            used = freqs[np.arange(C)[:, None, None], ctx, q + Q].astype(np.float64)
-            bits_after -= np.log2(used / 2**PRECISION).sum()
-        report[quality] = {"factorized_bits_per_symbol": bits_before / n_symbols,
-                           "context_bits_per_symbol": bits_after / n_symbols}
+        n_symbols = counts.sum()
+        report[quality] = {
+            "factorized_bits_per_symbol": float(-(counts.sum(1) * np.log2(base)).sum() / n_symbols),
+            "context_bits_per_symbol": float(-(counts * np.log2(freqs / 2**PRECISION)).sum() / n_symbols),
+        }
     codec.weights_sha256 = None
     return report
-
-
-def fit_copy(codec: WaveletCodec, images: list[np.ndarray], progress: bool = False) -> tuple[WaveletCodec, dict]:
-    """:func:`with_context` then :func:`fit_context` (``codec`` is left alone)."""
-    out = with_context(codec)
-    return out, fit_context(out, images, progress)

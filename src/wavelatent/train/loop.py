@@ -29,7 +29,7 @@ from ..codec import WaveletCodec
 from ..config import CodecConfig
 from ..errors import InputError
 from ..registry import get_config
-from .checkpoint import load_checkpoint, prune_details, save_checkpoint
+from .checkpoint import copy_trained, load_checkpoint, prune_details, save_checkpoint
 
 
 PRIOR_LR_SCALE = 10.0
@@ -192,7 +192,7 @@ def _middle(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def init_from(codec: WaveletCodec, source: str) -> None:
-    """Copy the trained parameters of ``source`` (a preset, release weights or a checkpoint's EMA) into ``codec``.
+    """Copy the trained weights of ``source`` (a preset, release weights or a checkpoint's EMA) into ``codec``.
 
     The architecture must match; the quality steps and default quality may differ (fine-tuning a preset
     over a new range of steps).
@@ -209,12 +209,10 @@ def init_from(codec: WaveletCodec, source: str) -> None:
             src = load_codec(path)
     else:
         src = load_codec(source)
-    # frozen entropy tables (one buffer per quality) are rebuilt by export, not copied
-    mine = {k: v for k, v in codec.state_dict().items() if not k.startswith("tables_")}
-    theirs = src.state_dict()
-    if set(mine) - set(theirs) or any(mine[k].shape != theirs[k].shape for k in mine):
-        raise InputError(f"--init {source}: its architecture ({src.config.name}) differs from the one trained here")
-    codec.load_state_dict({k: theirs[k] for k in mine}, strict=False)
+    try:
+        copy_trained(src, codec)
+    except WeightsError:
+        raise InputError(f"--init {source}: its architecture ({src.config.name}) differs from the one trained here") from None
 
 
 class _Stop(Exception):
