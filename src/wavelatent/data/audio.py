@@ -11,16 +11,12 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..io.audio import AUDIO_SUFFIXES, AudioReader, resample
+from ..io.files import list_files
 
 
 def list_audio(root: str | os.PathLike) -> list[Path]:
     """Audio files under ``root`` (recursive, following symlinked files), sorted by path."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    return list_files(root, AUDIO_SUFFIXES)
 
 
 def fit_channels(x: np.ndarray, channels: int) -> np.ndarray:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
+from ..io.files import list_files
 from ..io.images import read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".pgm")
@@ -16,12 +17,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".p
 
 def list_images(root: str | os.PathLike) -> list[Path]:
     """Image files under ``root`` (recursive), sorted by path."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return list_files(root, IMAGE_SUFFIXES)
 
 
 def load_images(paths: list[Path], channels: int, *, min_size: int = 1, progress: bool = False) -> list[np.ndarray]:

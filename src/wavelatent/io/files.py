@@ -12,6 +12,17 @@ from ..errors import InputError, OutputError, OutputExistsError
 MAX_INPUT_BYTES = 1 << 32
 
 
+def list_files(root: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files under ``root`` (recursive) whose suffix (any case) is one of ``suffixes``, sorted by path;
+    ``root`` itself if it is a file. Raises InputError if it is neither."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder")
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
 def read_input_bytes(path: str | os.PathLike, *, limit: int = MAX_INPUT_BYTES) -> bytes:
     """All bytes of a file (``-`` reads stdin), refusing files over ``limit``."""
     if str(path) == "-":
