@@ -49,3 +49,19 @@ def test_weights(tmp_path_factory, test_codec) -> Path:
     path = tmp_path_factory.mktemp("weights") / "test-image.safetensors"
     save_weights(test_codec, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def mono_weights(tmp_path_factory) -> Path:
+    """A tiny untrained mono 8 kHz codec (``test-audio`` with one channel: blocks of 4 samples,
+    2 latent channels) as a weights file."""
+    import dataclasses
+
+    from wavelatent.models import create_codec
+    from wavelatent.registry import get_config
+    from wavelatent.weights import save_weights
+
+    cfg = dataclasses.replace(get_config("test-audio"), name="test-mono", channels=1)
+    path = tmp_path_factory.mktemp("weights") / "test-mono.safetensors"
+    save_weights(create_codec(cfg, seed=0), path)
+    return path

@@ -93,6 +93,13 @@ def test_raw_and_coded_round_trip(folder, tmp_path, test_weights, codec):
     assert container.unpack(compress(img, codec)).streams["latent"] == first
     header, _ = read_coded_shard(shard, codec)
     assert header["labels"] == [0, 1, 1, 1] and header["first"] == 4
+    # a header whose shape or count does not fit the codec is refused before anything is allocated
+    for bad in ({"latent_shape": [6, 4]}, {"latent_shape": [6, 1 << 20, 1 << 20]}, {"count": 1 << 40},
+                {"latent_shape": [5, 4, 4]}, {"count": -1}):
+        head = {k: v for k, v in c.header.items() if k not in ("format_version", "streams")}
+        forged = container.pack({**head, **bad}, {k: bytes(v) for k, v in c.streams.items()})
+        with pytest.raises(CacheError):
+            read_coded_shard(forged, codec)
     # coded shards are smaller than raw ones
     assert coded.cache_bytes < raw.cache_bytes
     # on the fly, in the same layout
@@ -288,3 +295,74 @@ def test_learn_tiny(tmp_path, test_weights):
     again = learn(dataclasses.replace(opts, inputs=opts.inputs[:2]))
     assert again["runs"] == doc["runs"][:2]
     assert (out / "runs" / "pixels_8.json").stat().st_mtime_ns == stamp
+
+
+# --- audio caches -------------------------------------------------------------
+def _tone(f: float, n: int, rate: int, channels: int = 1) -> np.ndarray:
+    t = np.arange(n) / rate
+    x = 0.3 * np.sin(2 * np.pi * f * t)
+    return np.repeat(x[:, None], channels, axis=1) if channels > 1 else x
+
+
+@pytest.fixture
+def audio_folder(tmp_path):
+    """Two classes of short recordings: 8 kHz mono, one 16 kHz and one stereo file among them."""
+    import soundfile as sf
+
+    root = tmp_path / "sounds"
+    for label, f in (("hi", 1500.0), ("lo", 300.0)):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            rate, ch = (16000, 1) if i == 1 else (8000, 2 if i == 2 else 1)
+            sf.write(root / label / f"{label}_{i}.wav", _tone(f * (1 + 0.1 * i), 300 + 200 * i, rate, ch), rate,
+                     subtype="PCM_16")
+    (root / "hi" / "notes.txt").write_text("not audio")
+    return root
+
+
+def test_audio_cache_raw_and_coded(audio_folder, tmp_path, mono_weights):
+    from wavelatent.data.cache import encode_symbols, prepare_audio
+
+    codec = load_codec(mono_weights)
+    raw = build_cache(audio_folder, tmp_path / "raw", codec, size=512, progress=False)
+    coded = build_cache(audio_folder, tmp_path / "coded", codec, size=512, storage="coded", shard_size=4,
+                        progress=False)
+    assert [s["count"] for s in coded.index["shards"]] == [4, 2] and coded.cache_bytes < raw.cache_bytes
+    idx = raw.index
+    assert idx["latent_shape"] == [2, 128] and idx["samples"] == 6 and idx["classes"] == ["hi", "lo"]
+    assert idx["flip"] is None and "512 samples" in idx["resize"]
+    a = LatentDataset(tmp_path / "raw", output="symbols")
+    b = LatentDataset(tmp_path / "coded", output="symbols", weights=mono_weights)
+    assert np.array_equal(a.all_symbols(), b.all_symbols())
+    # sample i is the encoding of the prepared clip (16 kHz resampled, stereo mixed to mono, centred)
+    assert not prepare_audio(audio_folder / "lo" / "lo_0.wav", 512, 8000, 1)[0, :106].any()  # 300 samples, centred
+    clip = prepare_audio(audio_folder / "lo" / "lo_2.wav", 512, 8000, 1)  # stereo, 700 samples: the centre 512
+    assert clip.shape == (1, 512) and abs(clip).max() > 0.2 and clip[0, :5].all()
+    i = a.sources.index("lo/lo_2.wav")
+    assert np.array_equal(a.symbols(i), encode_symbols(codec, [clip])[0].astype(a.dtype))
+    assert a.labels[i] == 1
+    # 1-D crops; flips are for images
+    x, y = LatentDataset(tmp_path / "raw", crop=100, random_crop=True)[0]
+    assert x.shape == (2, 100) and x.dtype == torch.float32
+    with pytest.raises(WavelatentError, match="flip is for image"):
+        LatentDataset(tmp_path / "raw", flip=True)
+    with pytest.raises(WavelatentError):
+        LatentDataset(tmp_path / "raw", crop=(10, 10))
+    with pytest.raises(WavelatentError, match="no audio files"):
+        build_cache(tmp_path / "raw", tmp_path / "x", codec, size=512, progress=False)
+
+
+def test_audio_cache_labels_from_prefix(audio_folder, tmp_path, mono_weights):
+    r = build_cache(audio_folder, tmp_path / "c", mono_weights, size=256, labels="from-prefix", progress=False)
+    assert r.index["classes"] == ["hi", "lo"] and [s["label"] for s in r.index["sources"]] == [0, 0, 0, 1, 1, 1]
+    (audio_folder / "lo" / "noprefix.wav").write_bytes((audio_folder / "lo" / "lo_0.wav").read_bytes())
+    with pytest.raises(WavelatentError, match="from-prefix"):
+        build_cache(audio_folder, tmp_path / "d", mono_weights, size=256, labels="from-prefix", progress=False)
+
+
+def test_cli_cache_audio(audio_folder, tmp_path, mono_weights, capsys):
+    out = tmp_path / "c"
+    assert _cli(["cache", str(audio_folder), "-o", str(out), "-w", str(mono_weights), "--no-progress"]) == 0
+    assert "6 samples of 2x2000" in capsys.readouterr().err  # default: one second at 8 kHz
+    assert _cli(["cache", str(audio_folder), "-o", str(tmp_path / "d"), "-w", str(mono_weights), "--size",
+                 str(1 << 25), "--no-progress"]) == 1

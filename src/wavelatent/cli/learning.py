@@ -13,12 +13,14 @@ CACHE_EPILOG = """examples:
   wavelatent cache ../shared/data/imagenette/train -o cache/in-train --preset image-rgb-16x --format coded
   wavelatent cache photos/ -o cache/photos --weights w.safetensors --labels none --size 144 --jobs 2
   wavelatent cache photos/ -o cache/photos --preset image-rgb-16x --engine ray --jobs 8
+  wavelatent cache ../shared/data/audio/fsdd -o cache/digits --preset audio-mono-2x --labels from-prefix --size 8192
 """
 
 LEARN_EPILOG = """examples:
   wavelatent --threads 2 learn ../shared/data/imagenette -o runs/learn   # the five inputs, 12 epochs
   wavelatent learn ../shared/data/imagenette -o runs/quick --inputs latents-16x,pixels-32 --epochs 3
   wavelatent learn DATA -o OUT --inputs latents:w.safetensors,pixels:32 --plugin my_inputs
+  wavelatent --threads 2 learn ../shared/data/audio/fsdd -o runs/digits   # spoken digits: 2x latents vs 4 kHz
 """
 
 
@@ -27,22 +29,26 @@ def add_parsers(sub) -> dict[str, Callable]:
     import argparse
 
     fmt = argparse.RawDescriptionHelpFormatter
-    c = sub.add_parser("cache", help="encode a folder of images into a sharded latent cache", epilog=CACHE_EPILOG,
-                       formatter_class=fmt, description=(
-        "Encode every image under SRC (resized: short side to --size, centre crop --size x --size) into "
+    c = sub.add_parser("cache", help="encode a folder of images or audio into a sharded latent cache",
+                       epilog=CACHE_EPILOG, formatter_class=fmt, description=(
+        "Encode every image under SRC (resized: short side to --size, centre crop --size x --size) -- or, with "
+        "an audio preset, every audio file (resampled to the preset's rate, centred in --size samples) -- into "
         "shards of integer latent symbols plus CACHE/index.json: raw WebDataset-style tar shards (key.npy + "
         "key.cls) or entropy-coded .wlt shards. Finished shards are skipped on a rerun; a cache folder made "
         "with other weights or settings is refused."))
-    c.add_argument("src", help="folder of images (recursive); with --labels from-folders: SRC/<class>/<image>")
+    c.add_argument("src", help="folder of images or audio files (recursive); with --labels from-folders: "
+                   "SRC/<class>/<file>")
     c.add_argument("-o", "--out", required=True, help="cache folder")
     c.add_argument("-p", "--preset", help="preset name (see `wavelatent list`)")
     c.add_argument("-w", "--weights", help="a .safetensors weights file instead of a shipped preset")
     c.add_argument("-q", "--quality", type=int, help="quality level (default: the preset's)")
-    c.add_argument("--labels", default="from-folders", choices=("from-folders", "none"),
-                   help="class labels from the first folder level (default) or none")
+    c.add_argument("--labels", default="from-folders", choices=("from-folders", "from-prefix", "none"),
+                   help="class labels from the first folder level (default), from the file name up to its first "
+                   "'_' (from-prefix: 7_jackson_32.wav is class 7), or none")
     c.add_argument("--format", dest="storage", default="raw", choices=("raw", "coded"),
                    help="raw int8/int16 symbols in tar shards (fast) or rANS-coded .wlt shards (small)")
-    c.add_argument("--size", type=int, default=128, help="images are resized/centre-cropped to SIZE x SIZE (128)")
+    c.add_argument("--size", type=int, help="images are resized/centre-cropped to SIZE x SIZE (128); audio is "
+                   "centred in SIZE samples (default: one second)")
     c.add_argument("--shard-size", type=int, default=256, help="samples per shard (256)")
     c.add_argument("-j", "--jobs", type=int, default=1, help="worker processes, or Ray actors with --engine ray")
     c.add_argument("--engine", default="local", choices=("local", "ray"),
@@ -52,25 +58,29 @@ def add_parsers(sub) -> dict[str, Callable]:
 
     lp = sub.add_parser("learn", help="train one small CNN on latents and on pixels, compare", epilog=LEARN_EPILOG,
                         formatter_class=fmt, description=(
-        "Classification on DATA/{train,val}/<class>/*: the same small CNN, epochs, optimizer and augmentation "
-        "(random crops on an 8 px grid, horizontal flips) for each input type; writes OUT/results.json, "
-        "OUT/results.md and OUT/results.png. Finished inputs are skipped on a rerun."))
-    lp.add_argument("data", help="folder with train/ and val/ class folders")
+        "Classification on DATA/{train,val}/<class>/* images, or on the Free Spoken Digit recordings "
+        "(DATA/{digit}_{speaker}_{n}.wav, n 0-4 tested): the same small CNN (1-D for audio), epochs, optimizer "
+        "and augmentation (random crops on an 8 px / 32 sample grid, horizontal flips for images) for each input "
+        "type; writes OUT/results.json, OUT/results.md and OUT/results.png. Finished inputs are skipped on a rerun."))
+    lp.add_argument("data", help="folder with train/ and val/ class folders, or of spoken-digit .wav files")
     lp.add_argument("-o", "--out", required=True, help="output folder (image cache, per-input results, plot)")
-    lp.add_argument("--inputs", help="comma-separated input types (default: latents-16x,pixels-32,pixels-128,"
-                    "latents-4x,pixels-64; also pixels:N, latents:PRESET_OR_WEIGHTS[@Q])")
+    lp.add_argument("--inputs", help="comma-separated input types (default for images: latents-16x,pixels-32,"
+                    "pixels-128,latents-4x,pixels-64; also pixels:N, latents:PRESET_OR_WEIGHTS[@Q]; for spoken "
+                    "digits: latents-2x,samples-4k,samples-8k,samples-2k; also samples:RATE)")
     lp.add_argument("--plugin", action="append", default=[],
                     help="import this module first (it may register input types); repeatable")
     lp.add_argument("--epochs", type=int, default=12)
     lp.add_argument("--batch-size", type=int, default=64)
     lp.add_argument("--lr", type=float, default=2e-3)
     lp.add_argument("--weight-decay", type=float, default=0.05)
-    lp.add_argument("--width", type=int, default=32, help="CNN width at 16x16 (doubles at 8x8 and 4x4)")
+    lp.add_argument("--width", type=int, default=32, help="CNN width at the latent resolution (doubles twice after)")
     lp.add_argument("--stem-layers", type=int, default=None, help="conv layers in every input's stem (default: "
                     "as few as the input needs, log2(size/16) stride-2 layers or one stride-1 layer)")
-    lp.add_argument("--size", type=int, default=144, help="stored image size (short side resize + centre crop)")
-    lp.add_argument("--crop", type=int, default=128, help="model window in pixels of the stored images")
-    lp.add_argument("--grid", type=int, default=8, help="random crop offsets are multiples of this many pixels")
+    lp.add_argument("--size", type=int, help="stored image size (short side resize + centre crop; 144), or "
+                    "samples per stored clip (8192)")
+    lp.add_argument("--crop", type=int, help="model window in pixels of the stored images (128) or in samples "
+                    "(7680); the CNN body runs at crop/8 (crop/32 for audio)")
+    lp.add_argument("--grid", type=int, help="random crop offsets are multiples of this many pixels (8) or samples (32)")
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--limit-per-class", type=int, help="only the first N images of each class (quick runs)")
     lp.add_argument("-f", "--force", action="store_true", help="redo inputs whose results exist")
@@ -101,12 +111,12 @@ def cmd_cache(a) -> int:
 def cmd_learn(a) -> int:
     import importlib
 
-    from ..learn import DEFAULT_INPUTS, LearnOptions, learn
+    from ..learn import LearnOptions, learn
     from ..learn.experiment import results_table
 
     for module in a.plugin:
         importlib.import_module(module)
-    inputs = tuple(s.strip() for s in a.inputs.split(",") if s.strip()) if a.inputs else DEFAULT_INPUTS
+    inputs = tuple(s.strip() for s in a.inputs.split(",") if s.strip()) if a.inputs else None
     opts = LearnOptions(
         data=a.data, out=a.out, inputs=inputs, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
         weight_decay=a.weight_decay, width=a.width, stem_layers=a.stem_layers, size=a.size, crop=a.crop,

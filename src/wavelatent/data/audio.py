@@ -33,6 +33,19 @@ def fit_channels(x: np.ndarray, channels: int) -> np.ndarray:
     return np.concatenate([x, np.repeat(x[:, -1:], channels - x.shape[1], axis=1)], axis=1)
 
 
+def fit_length(x: np.ndarray, size: int) -> np.ndarray:
+    """``[n, ...]`` -> ``[size, ...]``: centred in zeros when shorter (offset rounded down), the
+    centre ``size`` frames when longer."""
+    n = len(x)
+    if n >= size:
+        start = (n - size) // 2
+        return x[start : start + size]
+    out = np.zeros((size, *x.shape[1:]), x.dtype)
+    start = (size - n) // 2
+    out[start : start + n] = x
+    return out
+
+
 def load_audio(paths: list[Path], rate: int, channels: int, *, progress: bool = False) -> list[np.ndarray]:
     """Decode files to float32 ``[n, channels]`` at ``rate`` (resampled where needed)."""
     from tqdm import tqdm

@@ -1,4 +1,4 @@
-"""Latent caches: a folder of images -> shards of integer symbols plus ``index.json``.
+"""Latent caches: a folder of images (or audio files) -> shards of integer symbols plus ``index.json``.
 
 Every image is read (EXIF rotation applied, grayscale repeated to RGB or RGB converted to L as
 the preset needs), **resized so that its short side is ``size`` pixels (Pillow bicubic, which
@@ -6,11 +6,15 @@ antialiases when shrinking) and centre-cropped to ``size x size``**, then encode
 time* (``codec.quantize(codec.encode(x[None]), quality)``, exactly what :func:`wavelatent.compress`
 does), so sample ``i`` holds the same symbols as compressing the resized image.
 
+With an audio preset, every audio file is decoded, resampled to the preset's rate, mixed or
+repeated to its channel count (``fit_channels``) and **centred in ``size`` samples** (zero
+padded, or the centre kept when longer); its symbols are ``[K, size / block]``.
+
 Two storage formats, chosen per cache:
 
 ``raw``
     WebDataset-style tar shards ``shard-000000.tar``: per sample ``{key}.npy`` (the symbols
-    ``[K, h, w]`` as an int8 or int16 ``.npy`` array, no pickle) and ``{key}.cls`` (the class
+    ``[K, h, w]``, or ``[K, t]`` for audio, as an int8 or int16 ``.npy`` array, no pickle) and ``{key}.cls`` (the class
     index in ASCII) when there are labels. ``key`` is ``s`` + the 8-digit sample index. The tar
     members have fixed metadata (mtime 0, mode 644, uid 0), so a shard's bytes depend only on
     its samples. Fast to load; readable by ``webdataset`` and Hugging Face ``datasets``.
@@ -24,8 +28,8 @@ Two storage formats, chosen per cache:
 ``index.json`` (written atomically, first as a plan with ``"complete": false``, then final)::
 
     format, format_version, preset, weights_sha256, config (the codec config), quality, step,
-    max_symbol, size, resize (in words), latent_shape [K, h, w], storage, dtype (raw symbols),
-    shard_size, samples, labels ("from-folders" or null), classes [names],
+    max_symbol, size, resize (in words), latent_shape [K, h, w] or [K, t], storage, dtype (raw
+    symbols), shard_size, samples, labels ("from-folders", "from-prefix" or null), classes [names],
     sources [{"name": path relative to SRC, "bytes": file size, "label": int or null}],
     shards [{"name", "first", "count", "bytes", "sha256"}],
     flip (the fitted latent flip operator, see wavelatent.data.flip, or null), complete
@@ -39,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import struct
 import tarfile
@@ -58,6 +63,7 @@ __all__ = [
     "INDEX_NAME",
     "build_cache",
     "encode_symbols",
+    "prepare_audio",
     "prepare_image",
     "read_coded_shard",
     "read_index",
@@ -70,6 +76,8 @@ FORMAT = "wavelatent-latent-cache"
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
 STORAGES = ("raw", "coded")
+LABELS = ("from-folders", "from-prefix")
+MAX_AUDIO_SIZE = 1 << 24  # samples per cached clip (6 min at 44.1 kHz)
 ENGINES = ("local", "ray")
 SHARD_KIND = "latent-shard"
 _MAX_INDEX_BYTES = 1 << 30
@@ -119,20 +127,44 @@ def prepare_image(source, size: int, channels: int = 3) -> np.ndarray:
     return np.ascontiguousarray(out if out.ndim == 3 else out[:, :, None])
 
 
-def encode_symbols(codec, images: np.ndarray | Sequence[np.ndarray], quality: int | None = None) -> np.ndarray:
-    """uint8 images ``[N, H, W, C]`` -> int32 symbols ``[N, K, h, w]``, one image per encoder call."""
+def prepare_audio(source, size: int, rate: int, channels: int) -> np.ndarray:
+    """An audio file -> float32 ``[channels, size]`` at ``rate``: resampled, channels fitted
+    (:func:`~wavelatent.data.audio.fit_channels`), centred in ``size`` samples."""
+    from ..io.audio import read_audio, resample
+    from .audio import fit_channels, fit_length
+
+    x, info = read_audio(source)
+    if info.sample_rate != rate:
+        x = resample(x, info.sample_rate, rate)
+    x = fit_length(fit_channels(x, channels), size)
+    return np.ascontiguousarray(x.T, dtype=np.float32)
+
+
+def prepare_sample(source, codec, size: int) -> np.ndarray:
+    """What the cache encodes from one file: an image ``[size, size, C]`` uint8 or a clip ``[C, size]``."""
+    cfg = codec.config
+    if cfg.modality == "audio":
+        return prepare_audio(source, size, cfg.sample_rate, cfg.channels)
+    return prepare_image(source, size, cfg.channels)
+
+
+def encode_symbols(codec, samples: np.ndarray | Sequence[np.ndarray], quality: int | None = None) -> np.ndarray:
+    """uint8 images ``[N, H, W, C]`` -> int32 symbols ``[N, K, h, w]``, one image per encoder call;
+    for an audio codec, float clips ``[N, C, L]`` -> ``[N, K, ceil(L / block)]``."""
     import torch
 
     from ..io.images import to_tensor
 
     device = next(codec.parameters()).device
+    audio = codec.config.modality == "audio"
     out = []
     with torch.inference_mode():
-        for im in images:
-            out.append(codec.quantize(codec.encode(to_tensor(np.asarray(im), device)), quality)[0].cpu().numpy())
+        for v in samples:
+            x = torch.from_numpy(np.asarray(v, np.float32))[None].to(device) if audio else to_tensor(np.asarray(v), device)
+            out.append(codec.quantize(codec.encode(x), quality)[0].cpu().numpy())
     if not out:
         K = codec.config.latent_channels
-        return np.zeros((0, K, 0, 0), np.int32)
+        return np.zeros((0, K, 0) if audio else (0, K, 0, 0), np.int32)
     return np.stack(out).astype(np.int32, copy=False)
 
 
@@ -176,7 +208,7 @@ def write_raw_shard(path, first: int, symbols: np.ndarray, labels: Sequence[int]
 
 
 def read_raw_shard(path) -> tuple[list[str], np.ndarray, list[int] | None]:
-    """A raw shard -> (keys, symbols ``[n, K, h, w]`` in the stored dtype, labels or None)."""
+    """A raw shard -> (keys, symbols ``[n, K, h, w]`` / ``[n, K, t]`` in the stored dtype, labels or None)."""
     arrays: dict[str, np.ndarray] = {}
     labels: dict[str, int] = {}
     try:
@@ -234,7 +266,7 @@ def write_coded_shard(path, codec, quality: int, first: int, symbols, labels, sh
 
 
 def read_coded_shard(path_or_bytes, codec) -> tuple[dict, np.ndarray]:
-    """A coded shard -> (its header, int32 symbols ``[n, K, h, w]``); the weights hash is checked."""
+    """A coded shard -> (its header, int32 symbols ``[n, *latent_shape]``); the weights hash is checked."""
     from .. import container
     from ..api import _sha
     from ..entropy import rans
@@ -249,17 +281,23 @@ def read_coded_shard(path_or_bytes, codec) -> tuple[dict, np.ndarray]:
             f"the shard was written with weights {str(h.get('weights_sha256'))[:12]}…, not {_sha(codec)[:12]}…"
         )
     quality = codec.config.check_quality(h.get("quality"))
-    K, hh, ww = h["latent_shape"]
-    n = h["count"]
+    shape = h.get("latent_shape")
+    n = h.get("count")
+    dims = 1 + codec.config.spatial_dims
+    if (not isinstance(shape, list) or len(shape) != dims or shape[0] != codec.config.latent_channels
+            or not all(isinstance(v, int) and 0 <= v <= 1 << 24 for v in shape) or not isinstance(n, int) or n < 0
+            or n * math.prod(shape) > 1 << 28):
+        raise CacheError(f"bad latent shard header: latent_shape {shape!r}, count {n!r}")
+    per_channel = math.prod(shape[1:])
     lengths = np.frombuffer(c.streams["lengths"], dtype="<u4")
     if len(lengths) != n or int(lengths.sum()) != len(c.streams["latents"]):
         raise CacheError("latent shard stream lengths do not add up")
     tables = codec.tables(quality)
-    out = np.empty((n, K, hh, ww), np.int32)
+    out = np.empty((n, *shape), np.int32)
     pos = 0
     blob = c.streams["latents"]
     for i, size in enumerate(lengths.tolist()):
-        out[i] = rans.decode(blob[pos : pos + size], tables, hh * ww).reshape(K, hh, ww)
+        out[i] = rans.decode(blob[pos : pos + size], tables, per_channel).reshape(shape)
         pos += size
     out -= codec.config.max_symbol(quality)
     return h, out
@@ -290,50 +328,71 @@ def _write_index(out: Path, index: dict) -> None:
     atomic_write_bytes(out / INDEX_NAME, (json.dumps(index, indent=1) + "\n").encode(), force=True)
 
 
-def list_sources(src: Path, labels: str | None, limit: int | None = None) -> tuple[list[Path], list[int | None], list[str]]:
-    """(image paths sorted by relative path, their labels, class names)."""
+def list_sources(src: Path, labels: str | None, limit: int | None = None,
+                 modality: str = "image") -> tuple[list[Path], list[int | None], list[str]]:
+    """(image or audio paths sorted by relative path, their labels, class names).
+
+    ``labels``: "from-folders" (the first folder under ``src``), "from-prefix" (the file name up to
+    its first ``_``, e.g. FSDD's ``7_jackson_32.wav`` is class ``7``) or None.
+    """
+    from .audio import list_audio
     from .images import list_images
 
-    paths = [p for p in list_images(src) if not any(part.startswith(".") for part in p.relative_to(src).parts)]
+    found = list_audio(src) if modality == "audio" else list_images(src)
+    paths = [p for p in found if not any(part.startswith(".") for part in p.relative_to(src).parts)]
     if limit is not None:
         paths = paths[:limit]
     if not paths:
-        raise InputError(f"{src}: no images found")
+        raise InputError(f"{src}: no {'audio files' if modality == 'audio' else 'images'} found")
     if labels is None:
         return paths, [None] * len(paths), []
-    if labels != "from-folders":
-        raise InputError(f"--labels must be 'from-folders' or 'none', got {labels!r}")
-    top = [p.relative_to(src).parts for p in paths]
-    flat = [p for p, parts in zip(paths, top) if len(parts) < 2]
-    if flat:
-        raise InputError(f"--labels from-folders needs SRC/<class>/<image>; {flat[0]} is not in a class folder")
-    classes = sorted({parts[0] for parts in top})
+    if labels not in LABELS:
+        raise InputError(f"--labels must be one of {', '.join(LABELS)} or 'none', got {labels!r}")
+    if labels == "from-prefix":
+        names = [p.name.partition("_") for p in paths]
+        bad = [p for p, (head, sep, _) in zip(paths, names) if not sep or not head]
+        if bad:
+            raise InputError(f"--labels from-prefix needs names like <class>_<rest>; {bad[0].name} has no prefix")
+        keys = [head for head, _, _ in names]
+    else:
+        top = [p.relative_to(src).parts for p in paths]
+        flat = [p for p, parts in zip(paths, top) if len(parts) < 2]
+        if flat:
+            raise InputError(f"--labels from-folders needs SRC/<class>/<file>; {flat[0]} is not in a class folder")
+        keys = [parts[0] for parts in top]
+    classes = sorted(set(keys))
     lookup = {c: i for i, c in enumerate(classes)}
-    return paths, [lookup[parts[0]] for parts in top], classes
+    return paths, [lookup[k] for k in keys], classes
 
 
-def plan_cache(src, codec, *, quality=None, size=128, labels="from-folders", storage="raw", shard_size=256,
+def default_size(cfg) -> int:
+    """128 px for images; one second of samples (rounded up to whole latent steps) for audio."""
+    return 128 if cfg.modality == "image" else -(-cfg.sample_rate // cfg.block) * cfg.block
+
+
+def plan_cache(src, codec, *, quality=None, size=None, labels="from-folders", storage="raw", shard_size=256,
                limit=None, flip_images: int = 256) -> tuple[dict, list[Path]]:
     """The index a cache job will write (shard bytes still unknown), and the source paths in order.
 
-    The latent flip operator (:func:`wavelatent.data.flip.fit_flip`) is fitted here, on the first
-    ``flip_images`` images (0: none; flips are then plain reversals).
+    ``size``: pixels (images) or samples (audio); None: :func:`default_size`. The latent flip
+    operator (:func:`wavelatent.data.flip.fit_flip`) is fitted here, on the first ``flip_images``
+    images (0: none; flips are then plain reversals); audio caches have none.
     """
     from ..api import _sha
 
     cfg = codec.config
-    if cfg.modality != "image":
-        raise InputError(f"latent caches take image presets; {cfg.name} codes {cfg.modality}")
+    audio = cfg.modality == "audio"
     if storage not in STORAGES:
         raise InputError(f"--format must be one of {', '.join(STORAGES)}, got {storage!r}")
-    if not isinstance(size, int) or size < 1 or size > 8192:
-        raise InputError(f"--size must be an integer in 1..8192, got {size!r}")
+    size = default_size(cfg) if size is None else size
+    top = MAX_AUDIO_SIZE if audio else 8192
+    if not isinstance(size, int) or size < 1 or size > top:
+        raise InputError(f"--size must be an integer in 1..{top}, got {size!r}")
     if not isinstance(shard_size, int) or shard_size < 1:
         raise InputError(f"--shard-size must be a positive integer, got {shard_size!r}")
     quality = cfg.check_quality(quality)
     src = Path(src)
-    paths, labs, classes = list_sources(src, labels, limit)
-    lh, lw = codec.latent_size((size, size))
+    paths, labs, classes = list_sources(src, labels, limit, cfg.modality)
     shards = [
         {"name": f"shard-{i // shard_size:06d}.{'tar' if storage == 'raw' else 'wlt'}", "first": i,
          "count": min(shard_size, len(paths) - i)}
@@ -349,8 +408,12 @@ def plan_cache(src, codec, *, quality=None, size=128, labels="from-folders", sto
         "step": cfg.step(quality),
         "max_symbol": cfg.max_symbol(quality),
         "size": size,
-        "resize": f"short side to {size} px (Pillow bicubic, antialiased), centre crop {size}x{size}",
-        "latent_shape": [cfg.latent_channels, lh, lw],
+        "resize": (
+            f"resampled to {cfg.sample_rate} Hz, {cfg.channels} channel(s), centred in {size} samples "
+            "(zero padded, or the centre kept)" if audio
+            else f"short side to {size} px (Pillow bicubic, antialiased), centre crop {size}x{size}"
+        ),
+        "latent_shape": [cfg.latent_channels, *codec.latent_size((size,) if audio else (size, size))],
         "storage": storage,
         "dtype": symbol_dtype(cfg.max_symbol(quality)).name,
         "shard_size": shard_size,
@@ -365,7 +428,7 @@ def plan_cache(src, codec, *, quality=None, size=128, labels="from-folders", sto
         "flip": None,
         "complete": False,
     }
-    if flip_images > 0:
+    if flip_images > 0 and not audio:
         from .flip import fit_flip
 
         images = [prepare_image(p, size, cfg.channels) for p in paths[:flip_images]]
@@ -423,9 +486,9 @@ def _shard_task(index: dict, shard: dict, paths: list[Path], out: Path) -> dict:
 
 
 def run_shard(task: dict, codec) -> dict:
-    """Encode one shard's images and write the shard atomically; returns ``{name, bytes, sha256}``."""
-    images = [prepare_image(p, task["size"], codec.config.channels) for p in task["paths"]]
-    symbols = encode_symbols(codec, images, task["quality"])
+    """Encode one shard's files and write the shard atomically; returns ``{name, bytes, sha256}``."""
+    samples = [prepare_sample(p, codec, task["size"]) for p in task["paths"]]
+    symbols = encode_symbols(codec, samples, task["quality"])
     path = Path(task["out"]) / task["name"]
     if task["storage"] == "raw":
         data = write_raw_shard(path, task["first"], symbols, task["labels"], np.dtype(task["dtype"]))
@@ -531,7 +594,7 @@ def build_cache(
     codec,
     *,
     quality: int | None = None,
-    size: int = 128,
+    size: int | None = None,
     labels: str | None = "from-folders",
     storage: str = "raw",
     shard_size: int = 256,
@@ -541,10 +604,12 @@ def build_cache(
     limit: int | None = None,
     flip_images: int = 256,
 ) -> CacheResult:
-    """Encode a folder of images into a latent cache in ``out`` (see the module docstring).
+    """Encode a folder of images (or audio files, with an audio codec) into a latent cache in ``out``
+    (see the module docstring).
 
-    ``codec``: a preset name, weights path or loaded codec. ``labels``: "from-folders" (class =
-    first folder under ``src``) or None. ``jobs``: worker processes (``engine="local"``) or Ray
+    ``codec``: a preset name, weights path or loaded codec. ``size``: pixels or samples (None: 128
+    px, or one second of audio). ``labels``: "from-folders" (class = first folder under ``src``),
+    "from-prefix" (class = file name up to its first ``_``) or None. ``jobs``: worker processes (``engine="local"``) or Ray
     actors (``engine="ray"``; a local Ray cluster is started unless one is already initialized).
     Finished shards are skipped on a rerun; a folder made with other weights or settings is refused.
     """

@@ -63,20 +63,21 @@ def crop_latent(y, top: int, left: int, h: int, w: int):
     return y[..., top : top + h, left : left + w]
 
 
-def _size2(crop) -> tuple[int, int] | None:
+def _window(crop, dims: int) -> tuple[int, ...] | None:
+    """``crop`` (an int or a tuple of ``dims`` ints) as a ``dims``-tuple of positive ints."""
     if crop is None:
         return None
-    h, w = (crop, crop) if isinstance(crop, int) else tuple(crop)
-    if h < 1 or w < 1:
-        raise InputError(f"crop must be positive, got {crop!r}")
-    return int(h), int(w)
+    size = (crop,) * dims if isinstance(crop, int) else tuple(crop)
+    if len(size) != dims or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in size):
+        raise InputError(f"crop must be a positive int or {dims} positive ints, got {crop!r}")
+    return tuple(int(v) for v in size)
 
 
 class _LatentView:
-    """Shared crop / flip / dequantize of one symbol array ``[K, h, w]``."""
+    """Shared crop / flip / dequantize of one symbol array ``[K, h, w]`` (or ``[K, t]`` for audio)."""
 
     output: str
-    crop: tuple[int, int] | None
+    crop: tuple[int, ...] | None
     random_crop: bool
     flip: bool
     step: float
@@ -89,20 +90,22 @@ class _LatentView:
             raise InputError(f"flip must be False, True, 'mirror' or 'fitted', got {flip!r}")
         if flip == "fitted" and flip_op.weight is None:
             raise InputError("flip='fitted' needs a cache with a fitted flip operator")
-        self.output, self.crop, self.random_crop, self.flip = output, _size2(crop), random_crop, bool(flip)
+        K, *size = shape
+        if flip and len(size) != 2:
+            raise InputError("flip is for image latents; these latents are audio")
+        self.output, self.crop, self.random_crop, self.flip = output, _window(crop, len(size)), random_crop, bool(flip)
         self.step, self._max_symbol, self._dtype = float(step), int(max_symbol), np.dtype(dtype)
         self.flip_op = LatentFlip(None) if flip == "mirror" else flip_op
-        K, h, w = shape
-        if self.crop and (self.crop[0] > h or self.crop[1] > w):
-            raise InputError(f"crop {self.crop} is larger than the latents ({h}, {w})")
-        self.latent_shape = (K, *(self.crop or (h, w)))
+        if self.crop and any(c > v for c, v in zip(self.crop, size)):
+            raise InputError(f"crop {self.crop} is larger than the latents {tuple(size)}")
+        self.latent_shape = (K, *(self.crop or size))
 
     def _view(self, q: np.ndarray) -> Tensor:
-        """Flip, crop and dequantize one sample ``[K, h, w]``."""
+        """Flip, crop and dequantize one sample ``[K, h, w]`` (``[K, t]``)."""
         return self._view_batch(np.array(q[None]))[0]  # a copy: never hand out the cached shard's memory
 
     def _view_batch(self, q: np.ndarray) -> Tensor:
-        """Flip, crop and dequantize samples ``[n, K, h, w]`` (each with its own random flip and window)."""
+        """Flip, crop and dequantize samples ``[n, K, *S]`` (each with its own random flip and window)."""
         n = q.shape[0]
         t = torch.from_numpy(np.ascontiguousarray(q))
         is_float = False
@@ -115,14 +118,14 @@ class _LatentView:
                     t, is_float = t.to(torch.float32).mul_(self.step), True
                     t[mask] = self.flip_op(t[mask])
         if self.crop is not None:
-            ch, cw = self.crop
-            h, w = t.shape[-2:]
+            size = t.shape[2:]
             if self.random_crop:
-                tops = torch.randint(h - ch + 1, (n,)).tolist()
-                lefts = torch.randint(w - cw + 1, (n,)).tolist()
+                starts = [torch.randint(v - c + 1, (n,)).tolist() for v, c in zip(size, self.crop)]
             else:
-                tops, lefts = [(h - ch) // 2] * n, [(w - cw) // 2] * n
-            t = torch.stack([crop_latent(t[j], tops[j], lefts[j], ch, cw) for j in range(n)])
+                starts = [[(v - c) // 2] * n for v, c in zip(size, self.crop)]
+            t = torch.stack([
+                t[(j, slice(None), *(slice(a[j], a[j] + c) for a, c in zip(starts, self.crop)))] for j in range(n)
+            ])
         if self.output == "symbols":
             if is_float:
                 m = self._max_symbol
@@ -135,8 +138,8 @@ class LatentDataset(_LatentView, Dataset):
     """A torch Dataset over a latent cache (``wavelatent cache``), raw or coded shards.
 
     ``cache``: the cache folder. ``output``: "latents" (float ``y_hat``) or "symbols".
-    ``crop`` (int or ``(h, w)`` in latent positions), ``random_crop``, ``flip``: see the module
-    docstring. ``weights``: for coded caches of unshipped weights, the weights file (a preset's
+    ``crop`` (int or ``(h, w)`` in latent positions; int or ``(t,)`` for audio caches),
+    ``random_crop``, ``flip`` (images only): see the module docstring. ``weights``: for coded caches of unshipped weights, the weights file (a preset's
     shipped weights are found by name); the weights hash is checked against the index.
     ``max_cached_shards``: shards kept decoded per process (None = all; a cache of 10,000
     ``12x16x16`` samples is 30 MB as int8).
@@ -147,7 +150,7 @@ class LatentDataset(_LatentView, Dataset):
         cache: str | os.PathLike,
         *,
         output: str = "latents",
-        crop: int | tuple[int, int] | None = None,
+        crop: int | tuple[int, ...] | None = None,
         random_crop: bool = False,
         flip: bool = False,
         weights: str | os.PathLike | None = None,

@@ -1,6 +1,8 @@
 """``wavelatent learn``: the same small CNN trained on latents and on pixels, same budget each.
 
-Data: ``DATA/train/<class>/*`` and ``DATA/val/<class>/*`` (e.g. ../shared/data/imagenette).
+Data: ``DATA/train/<class>/*`` and ``DATA/val/<class>/*`` (e.g. ../shared/data/imagenette), or
+the Free Spoken Digit Dataset (``DATA/{digit}_{speaker}_{n}.wav``, 8 kHz mono; its official split:
+recordings ``n`` 0-4 are the test set, 5-49 training) -- the audio variant is described at the end.
 
 1. Every image is resized (short side to ``size``, 144) and centre-cropped exactly as
    ``wavelatent cache`` does, and kept as uint8 in ``OUT/images-{train,val}.npy`` (reused on a rerun).
@@ -18,6 +20,12 @@ Each input's result goes to ``OUT/runs/<input>.json`` as soon as it is trained; 
 inputs whose result exists with the same settings and the same features (``--force`` redoes
 them). ``OUT/results.json`` collects them (top-1 on val, seconds per training epoch, bytes per
 sample raw and entropy-coded, MACs), ``OUT/results.md`` is the table and ``OUT/results.png`` the plot.
+
+Spoken digits: each recording is centred in ``size`` samples (8192, zero padded; the few longer
+ones lose their ends), training takes random ``crop`` windows (7680) at offsets on a ``grid`` of
+32 samples (one latent step of ``audio-mono-2x``), no flips; the CNN is the 1-D version of the
+same family (kernel 5, body at ``crop / 32`` steps) and the inputs are
+:data:`~wavelatent.learn.inputs.DEFAULT_AUDIO_INPUTS` (2x latents vs 4 kHz samples of equal size).
 """
 from __future__ import annotations
 
@@ -36,18 +44,40 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .inputs import DEFAULT_INPUTS, InputType, get_input
+from .inputs import AUDIO_RATE, DEFAULT_AUDIO_INPUTS, DEFAULT_INPUTS, InputType, get_input
 
-__all__ = ["LearnOptions", "learn", "prepare_split"]
+__all__ = ["LearnOptions", "learn", "prepare_split", "prepare_fsdd", "TASKS"]
 
 RESULTS_VERSION = 1
+FSDD_NAME = re.compile(r"^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a kind of data set implies: defaults, geometry and model shape."""
+
+    name: str
+    modality: str
+    inputs: tuple[str, ...]
+    size: int
+    crop: int
+    grid: int
+    body_factor: int  # the CNN body runs at crop / body_factor (the latent resolution)
+    kernel: int
+    flips: bool
+
+
+TASKS = {
+    "images": Task("images", "image", DEFAULT_INPUTS, 144, 128, 8, 8, 3, True),
+    "spoken-digits": Task("spoken-digits", "audio", DEFAULT_AUDIO_INPUTS, 8192, 7680, 32, 32, 5, False),
+}
 
 
 @dataclass
 class LearnOptions:
     data: str
     out: str
-    inputs: Sequence[str] = DEFAULT_INPUTS
+    inputs: Sequence[str] | None = None  # None: the task's defaults
     epochs: int = 12
     batch_size: int = 64
     lr: float = 2e-3
@@ -55,9 +85,9 @@ class LearnOptions:
     label_smoothing: float = 0.1
     width: int = 32
     stem_layers: int | None = None
-    size: int = 144
-    crop: int = 128
-    grid: int = 8
+    size: int | None = None  # None: the task's default (144 px / 8192 samples)
+    crop: int | None = None  # 128 px / 7680 samples
+    grid: int | None = None  # 8 px / 32 samples
     seed: int = 0
     limit_per_class: int | None = None
     threads: int | None = None
@@ -72,7 +102,7 @@ class LearnOptions:
 
 @dataclass
 class Split:
-    images: np.ndarray  # uint8 [N, size, size, 3]
+    images: np.ndarray  # uint8 [N, size, size, 3], or int16 clips [N, size]
     labels: np.ndarray  # int64 [N]
     sources: list[str]
     source_bytes: list[int] = field(default_factory=list)
@@ -131,6 +161,55 @@ def prepare_split(folder: Path, out: Path, name: str, size: int, classes: list[s
     return Split(images, np.array(labels, np.int64), meta["sources"], meta["source_bytes"]), found
 
 
+def find_task(data: Path) -> str:
+    """``"images"`` for ``DATA/{train,val}/`` class folders, ``"spoken-digits"`` for FSDD recordings."""
+    if (data / "train").is_dir() and (data / "val").is_dir():
+        return "images"
+    if data.is_dir() and any(FSDD_NAME.match(p.name) for p in data.iterdir()):
+        return "spoken-digits"
+    raise InputError(f"{data}: expected train/<class>/* and val/<class>/* folders, or spoken-digit recordings "
+                     "named {digit}_{speaker}_{n}.wav")
+
+
+def prepare_fsdd(folder: Path, size: int, limit_per_class: int | None, progress: bool) -> tuple[Split, Split]:
+    """The spoken-digit recordings as int16 clips ``[N, size]`` (centred, zero padded), split as
+    FSDD's README says: ``n`` 0-4 test, the rest training. Refuses other rates, channels or widths."""
+    import soundfile as sf
+    from tqdm import tqdm
+
+    from ..data.audio import fit_length
+
+    found = sorted((p for p in folder.iterdir() if FSDD_NAME.match(p.name)),
+                   key=lambda p: (int(FSDD_NAME.match(p.name)[1]), FSDD_NAME.match(p.name)[2], int(FSDD_NAME.match(p.name)[3])))
+    parts: dict[str, list] = {"train": [], "test": []}
+    count: dict[tuple[str, int], int] = {}
+    for p in found:
+        digit, _, n = FSDD_NAME.match(p.name).groups()
+        which = "test" if int(n) < 5 else "train"
+        if limit_per_class is not None:
+            if count.get((which, int(digit)), 0) >= limit_per_class:
+                continue
+            count[(which, int(digit))] = count.get((which, int(digit)), 0) + 1
+        parts[which].append((p, int(digit)))
+    splits = []
+    for which in ("train", "test"):
+        clips = np.zeros((len(parts[which]), size), np.int16)
+        for i, (p, _) in enumerate(tqdm(parts[which], desc=f"reading {which}", disable=not progress, leave=False,
+                                        unit="clip")):
+            try:
+                x, rate = sf.read(p, dtype="int16", always_2d=True)
+            except (RuntimeError, sf.LibsndfileError) as e:
+                raise InputError(f"{p}: not a readable recording ({e})") from None
+            if rate != AUDIO_RATE or x.shape[1] != 1:
+                raise InputError(f"{p}: expected {AUDIO_RATE} Hz mono, got {rate} Hz with {x.shape[1]} channels")
+            clips[i] = fit_length(x[:, 0], size)
+        splits.append(Split(clips, np.array([d for _, d in parts[which]], np.int64),
+                            [p.name for p, _ in parts[which]], [p.stat().st_size for p, _ in parts[which]]))
+    if not len(splits[0].labels) or not len(splits[1].labels):
+        raise InputError(f"{folder}: the recordings give an empty training or test split")
+    return splits[0], splits[1]
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "input"
 
@@ -142,8 +221,10 @@ class _Features:
         t0 = time.perf_counter()
         x = np.asarray(spec.features(split.images))
         self.seconds = time.perf_counter() - t0
-        if x.ndim != 4 or x.shape[0] != len(split.images) or x.shape[2] != x.shape[3]:
-            raise InputError(f"{spec.name}: features must be [N, C, h, h], got {x.shape}")
+        self.dims = 2 if spec.modality == "image" else 1
+        if x.ndim != 2 + self.dims or x.shape[0] != len(split.images) or (self.dims == 2 and x.shape[2] != x.shape[3]):
+            raise InputError(f"{spec.name}: features must be {'[N, C, h, h]' if self.dims == 2 else '[N, C, l]'}, "
+                             f"got {x.shape}")
         h = x.shape[2]
         f = opts.size // h if h else 0
         if not h or f * h != opts.size or opts.crop % f or opts.grid % f or ((opts.size - opts.crop) // 2) % f:
@@ -157,8 +238,9 @@ class _Features:
         self.positions = (h - self.crop) // self.grid + 1
 
     def batch(self, idx: np.ndarray, offsets: np.ndarray | None, flips: np.ndarray | None):
-        """Float tensor ``[n, C, crop, crop]`` (scaled): samples ``idx``, mirrored where ``flips``
-        (whole feature map, with the input's flip), then cut at ``offsets`` (grid units) or the centre."""
+        """Float tensor ``[n, C, crop, crop]`` (``[n, C, crop]`` for audio; scaled): samples ``idx``,
+        mirrored where ``flips`` (whole feature map, with the input's flip), then cut at ``offsets``
+        (grid units, ``[n, 2]`` or ``[n, 1]``) or the centre."""
         import torch
 
         t = torch.from_numpy(np.ascontiguousarray(self.x[idx])).to(torch.float32).mul_(self.scale)
@@ -166,6 +248,10 @@ class _Features:
             m = torch.from_numpy(np.asarray(flips, bool))
             t[m] = self.flip(t[m]) if self.flip is not None else t[m].flip(-1)
         c = self.crop
+        if self.dims == 1:
+            if offsets is None:
+                return t[:, :, self.centre : self.centre + c].contiguous()
+            return torch.stack([t[j, :, o * self.grid : o * self.grid + c] for j, (o,) in enumerate(offsets)])
         if offsets is None:
             o = self.centre
             return t[:, :, o : o + c, o : o + c].contiguous()
@@ -178,8 +264,9 @@ def _fingerprint(arr: np.ndarray) -> str:
 
 
 def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts: LearnOptions,
-                features: tuple[_Features, _Features] | None = None, log: Callable[[str], None] = lambda m: None) -> dict:
-    """Train one SmallCNN on one input type; returns its result record."""
+                features: tuple[_Features, _Features] | None = None, log: Callable[[str], None] = lambda m: None,
+                task: Task = TASKS["images"]) -> dict:
+    """Train one SmallCNN on one input type; returns its result record (``opts`` resolved for ``task``)."""
     import torch
     import torch.nn.functional as F
 
@@ -189,26 +276,30 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
     ftr, fval = features or (_Features(spec, train, opts), _Features(spec, val, opts))
     feature_seconds = ftr.seconds + fval.seconds if features else time.perf_counter() - t0
     C = ftr.x.shape[1]
+    dims = ftr.dims
+    axes = (0, *range(2, 2 + dims))
     scale = spec.scale
     # per-channel statistics of the training features (float64 sums, chunked)
     s1 = np.zeros(C)
     s2 = np.zeros(C)
     for i in range(0, len(ftr.x), 256):
         v = ftr.x[i : i + 256].astype(np.float64) * scale
-        s1 += v.sum(axis=(0, 2, 3))
-        s2 += (v * v).sum(axis=(0, 2, 3))
-    n = ftr.x.shape[0] * ftr.x.shape[2] * ftr.x.shape[3]
+        s1 += v.sum(axis=axes)
+        s2 += (v * v).sum(axis=axes)
+    n = ftr.x.size // C
     mean = s1 / n
     std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, C, 1, 1)
-    inv_t = torch.tensor(1.0 / std, dtype=torch.float32).view(1, C, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, C, *[1] * dims)
+    inv_t = torch.tensor(1.0 / std, dtype=torch.float32).view(1, C, *[1] * dims)
 
     def to_input(batch: torch.Tensor) -> torch.Tensor:
         return batch.sub_(mean_t).mul_(inv_t)
 
     torch.manual_seed(opts.seed)
-    model = SmallCNN(C, ftr.crop, n_classes, width=opts.width, stem_layers=opts.stem_layers)
-    macs = count_macs(model, (C, ftr.crop, ftr.crop))
+    window = (ftr.crop,) * dims
+    model = SmallCNN(C, ftr.crop, n_classes, width=opts.width, stem_layers=opts.stem_layers, dims=dims,
+                     kernel=task.kernel, body_size=opts.crop // task.body_factor)
+    macs = count_macs(model, (C, *window))
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     N = len(train.labels)
@@ -229,8 +320,10 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
     for epoch in range(opts.epochs):
         rng = np.random.default_rng([opts.seed, epoch])
         perm = rng.permutation(N)
-        offsets = rng.integers(0, ftr.positions, size=(N, 2))
+        offsets = rng.integers(0, ftr.positions, size=(N, dims))
         flips = rng.random(N) < 0.5
+        if not task.flips:
+            flips[:] = False
         model.train()
         t_ep = time.perf_counter()
         loss_sum = correct = 0.0
@@ -259,8 +352,8 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
         })
         log(f"  {spec.name} epoch {epoch + 1}/{opts.epochs}: loss {loss_sum / N:.3f}, val top-1 {100 * top1:.1f} %, "
             f"{seconds:.1f} s")
-    crops = val.images[:, fval.centre * fval.factor : fval.centre * fval.factor + opts.crop,
-                       fval.centre * fval.factor : fval.centre * fval.factor + opts.crop]
+    a = fval.centre * fval.factor
+    crops = val.images[:, a : a + opts.crop] if dims == 1 else val.images[:, a : a + opts.crop, a : a + opts.crop]
     if spec.disk_bytes is not None:
         disk = dict(spec.disk_bytes(np.ascontiguousarray(crops)))
     else:
@@ -268,8 +361,8 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
     return {
         "input": spec.name,
         "description": spec.description,
-        "shape": [C, ftr.crop, ftr.crop],
-        "values": C * ftr.crop * ftr.crop,
+        "shape": [C, *window],
+        "values": C * math.prod(window),
         "dtype": ftr.x.dtype.name,
         "bytes_raw": disk.get("raw"),
         "bytes_coded": disk.get("coded"),
@@ -293,20 +386,35 @@ def learn(opts: LearnOptions) -> dict:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     data, out = Path(opts.data), Path(opts.out)
-    if not (data / "train").is_dir() or not (data / "val").is_dir():
-        raise InputError(f"{data}: expected train/<class>/* and val/<class>/* folders")
+    task = TASKS[find_task(data)]
+    opts = dataclasses.replace(
+        opts, inputs=tuple(opts.inputs or task.inputs), size=opts.size or task.size, crop=opts.crop or task.crop,
+        grid=opts.grid or task.grid,
+    )
     for key in ("epochs", "batch_size", "width", "size", "crop", "grid"):
         if getattr(opts, key) < 1:
             raise InputError(f"--{key.replace('_', '-')} must be positive")
     if opts.crop > opts.size:
         raise InputError(f"--crop ({opts.crop}) must not exceed --size ({opts.size})")
+    if opts.crop % task.body_factor:
+        raise InputError(f"--crop ({opts.crop}) must be a multiple of {task.body_factor} for {task.name}")
     specs = [get_input(name, crop=opts.crop) for name in opts.inputs]
+    for spec in specs:
+        if spec.modality != task.modality:
+            raise InputError(f"input {spec.name!r} takes {spec.modality}; {data} holds {task.name} "
+                             f"(its inputs: {', '.join(task.inputs)}, ...)")
     out.mkdir(parents=True, exist_ok=True)
     log = lambda m: _log(m, opts.progress)  # noqa: E731
     t0 = time.perf_counter()
-    train, classes = prepare_split(data / "train", out, "train", opts.size, None, opts.limit_per_class, opts.progress)
-    val, _ = prepare_split(data / "val", out, "val", opts.size, classes, opts.limit_per_class, opts.progress)
-    log(f"{len(train.labels)} train / {len(val.labels)} val images, {len(classes)} classes "
+    if task.modality == "audio":
+        train, val = prepare_fsdd(data, opts.size, opts.limit_per_class, opts.progress)
+        classes = [str(d) for d in range(10)]
+    else:
+        train, classes = prepare_split(data / "train", out, "train", opts.size, None, opts.limit_per_class,
+                                       opts.progress)
+        val, _ = prepare_split(data / "val", out, "val", opts.size, classes, opts.limit_per_class, opts.progress)
+    log(f"{len(train.labels)} train / {len(val.labels)} {'test' if task.modality == 'audio' else 'val'} "
+        f"{'clips' if task.modality == 'audio' else 'images'}, {len(classes)} classes "
         f"({time.perf_counter() - t0:.0f} s to read)")
     settings = opts.settings()
     runs = []
@@ -325,13 +433,13 @@ def learn(opts: LearnOptions) -> dict:
                 continue
         log(f"{spec.name}: {spec.description}")
         t_run = time.perf_counter()
-        rec = train_input(spec, train, val, len(classes), opts, feats, log)
+        rec = train_input(spec, train, val, len(classes), opts, feats, log, task)
         rec.update(version=RESULTS_VERSION, settings=settings, run_seconds=time.perf_counter() - t_run,
                    threads=torch.get_num_threads())
         _atomic_json(path, rec)
         runs.append(rec)
     doc = {
-        "experiment": "classification",
+        "experiment": "classification" if task.modality == "image" else "spoken-digits",
         "data": str(data),
         "classes": classes,
         "train_samples": len(train.labels),
@@ -354,7 +462,7 @@ def results_table(doc: dict) -> str:
     src = doc.get("source_bytes_per_image")
     lines = [
         f"{doc['train_samples']} train / {doc['val_samples']} val, {len(doc['classes'])} classes; source files "
-        f"{src:,.0f} bytes per image" if src else "",
+        f"{src:,.0f} bytes per {'clip' if doc.get('experiment') == 'spoken-digits' else 'image'}" if src else "",
         "",
         "| input | shape | top-1 (best) | s/epoch | bytes raw | bytes coded | MACs |",
         "|---|---|---|---|---|---|---|",

@@ -32,9 +32,22 @@ where ``taef2_latents(images)`` returns float ``[N, 32, H/8, W/8]``; then
 ``--plugin`` first). ``disk_bytes(crops) -> {"raw": bytes, "coded": bytes}`` per sample of
 ``crops`` (uint8 ``[N, crop, crop, 3]``, the model's windows) reports what the input costs to
 store; without it the raw size is the features' ``nbytes`` and the coded size is left out.
+
+Audio inputs (``modality="audio"``, for the spoken-digit experiment) take int16 clips
+``[N, L]`` at 8 kHz and return ``[N, C, L / f]``:
+
+=================  =====================================================================
+``latents-2x``     ``audio-mono-2x`` symbols (int16): 16 channels, one step per 32 samples
+``samples-4k``     the clip resampled to 4 kHz (``resample_poly``, rounded to int16): equal size
+``samples-2k``     resampled to 2 kHz
+``samples-8k``     the samples themselves
+=================  =====================================================================
+
+(also ``samples:RATE`` and ``latents:AUDIO_PRESET_OR_WEIGHTS[@Q]`` for mono audio codecs).
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable
@@ -43,7 +56,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["INPUT_TYPES", "DEFAULT_INPUTS", "InputType", "get_input", "register_input"]
+__all__ = ["INPUT_TYPES", "DEFAULT_INPUTS", "DEFAULT_AUDIO_INPUTS", "InputType", "get_input", "register_input",
+           "pixel_input", "sample_input", "latent_input"]
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 BytesFn = Callable[[np.ndarray], dict]
@@ -59,31 +73,39 @@ class InputType:
     disk_bytes: BytesFn | None = None
     description: str = ""
     flip: Callable | None = None  # mirror float features [n, C, h, w] (scaled); None: reverse the width
+    modality: str = "image"  # what it takes: uint8 images [N, H, W, 3], or int16 8 kHz clips [N, L] ("audio")
 
 
 INPUT_TYPES: dict[str, InputType] = {}
 DEFAULT_INPUTS = ("latents-16x", "pixels-32", "pixels-128", "latents-4x", "pixels-64")
+DEFAULT_AUDIO_INPUTS = ("latents-2x", "samples-4k", "samples-8k", "samples-2k")
+AUDIO_RATE = 8000  # the spoken-digit clips' rate
 
 
 def register_input(name: str, features: FeatureFn, *, scale: float = 1.0, disk_bytes: BytesFn | None = None,
-                   description: str = "", flip: Callable | None = None, replace: bool = False) -> InputType:
+                   description: str = "", flip: Callable | None = None, modality: str = "image",
+                   replace: bool = False) -> InputType:
     """Add an input type to :data:`INPUT_TYPES` (``replace`` to redefine a name).
 
     ``flip``: how to mirror a batch of float features ``[n, C, h, w]`` (already scaled) horizontally
     for augmentation; None reverses the width, which is exact for pixels but not for latents
-    (see :mod:`wavelatent.data.flip`).
+    (see :mod:`wavelatent.data.flip`). ``modality``: "image" or "audio" (what ``features`` takes).
     """
     if name in INPUT_TYPES and not replace:
         raise ValueError(f"input type {name!r} is already registered")
-    spec = InputType(name, features, float(scale), disk_bytes, description, flip)
+    if modality not in ("image", "audio"):
+        raise ValueError(f"modality must be 'image' or 'audio', got {modality!r}")
+    spec = InputType(name, features, float(scale), disk_bytes, description, flip, modality)
     INPUT_TYPES[name] = spec
     return spec
 
 
 def get_input(name: str, *, crop: int = 128) -> InputType:
-    """A registered input type, or one built from ``pixels:N`` / ``latents:PRESET_OR_WEIGHTS[@Q]``.
+    """A registered input type, or one built from ``pixels:N`` / ``samples:RATE`` /
+    ``latents:PRESET_OR_WEIGHTS[@Q]``.
 
-    ``crop``: the model's window in pixels of the stored images (pixel inputs shrink it to N).
+    ``crop``: the model's window in pixels of the stored images (pixel inputs shrink it to N),
+    or in samples of the 8 kHz clips.
     """
     if name in INPUT_TYPES:
         spec = INPUT_TYPES[name]
@@ -95,6 +117,12 @@ def get_input(name: str, *, crop: int = 128) -> InputType:
         except ValueError:
             raise InputError(f"pixels:N needs an integer N, got {name!r}") from None
         return pixel_input(side, crop=crop, name=name)
+    if sep and kind == "samples":
+        try:
+            rate = int(arg)
+        except ValueError:
+            raise InputError(f"samples:RATE needs an integer rate in Hz, got {name!r}") from None
+        return sample_input(rate, crop=crop, name=name)
     if sep and kind == "latents":
         target, at, q = arg.rpartition("@") if "@" in arg else (arg, "", "")
         try:
@@ -102,7 +130,8 @@ def get_input(name: str, *, crop: int = 128) -> InputType:
         except ValueError:
             raise InputError(f"latents:PRESET@Q needs an integer quality, got {name!r}") from None
         return latent_input(target, quality, name=name)
-    raise InputError(f"unknown input type {name!r}; known: {', '.join(INPUT_TYPES)}, pixels:N, latents:PRESET[@Q]")
+    raise InputError(f"unknown input type {name!r}; known: {', '.join(INPUT_TYPES)}, pixels:N, samples:RATE, "
+                     "latents:PRESET[@Q]")
 
 
 # --- pixels -----------------------------------------------------------------
@@ -147,8 +176,10 @@ def latent_input(preset_or_weights: str, quality: int | None = None, *, name: st
 
     codec = load_codec(preset_or_weights)
     cfg = codec.config
+    if cfg.modality == "audio" and cfg.channels == 1:
+        return _audio_latent_input(codec, quality, name or f"latents:{preset_or_weights}")
     if cfg.modality != "image" or cfg.channels != 3:
-        raise InputError(f"latent inputs need an RGB image preset, got {cfg.name}")
+        raise InputError(f"latent inputs need an RGB image or a mono audio preset, got {cfg.name}")
     quality = cfg.check_quality(quality)
     dtype = symbol_dtype(cfg.max_symbol(quality))
     fitted: list = []  # the flip operator, fitted on the first images this input encodes (the training set)
@@ -173,6 +204,81 @@ def latent_input(preset_or_weights: str, quality: int | None = None, *, name: st
     K = cfg.latent_channels
     return InputType(name or f"latents:{preset_or_weights}", features, cfg.step(quality), disk_bytes,
                      f"{cfg.name} latents q{quality}: {K} channels at 1/{cfg.block} resolution", flip)
+
+
+def _audio_latent_input(codec, quality: int | None, name: str) -> InputType:
+    """Symbols of a mono audio codec for int16 clips ``[N, L]``: ``[N, K, L / block]``."""
+    import torch
+
+    from ..data.cache import coded_shard_bytes, symbol_dtype
+
+    cfg = codec.config
+    if cfg.sample_rate != AUDIO_RATE:
+        raise InputError(f"{cfg.name} codes {cfg.sample_rate} Hz audio; the clips are {AUDIO_RATE} Hz")
+    quality = cfg.check_quality(quality)
+    dtype = symbol_dtype(cfg.max_symbol(quality))
+    device = next(codec.parameters()).device
+
+    def symbols(clips: np.ndarray) -> np.ndarray:
+        out = [np.zeros((0, cfg.latent_channels, len(clips[0]) // cfg.block if len(clips) else 0), np.int32)]
+        with torch.inference_mode():
+            for i in range(0, len(clips), 256):
+                x = torch.from_numpy(np.asarray(clips[i : i + 256], np.float32) / 32768.0)[:, None].to(device)
+                out.append(codec.quantize(codec.encode(x), quality).cpu().numpy().astype(np.int32))
+        return np.concatenate(out)
+
+    def features(clips: np.ndarray) -> np.ndarray:
+        return symbols(clips).astype(dtype)
+
+    def disk_bytes(windows: np.ndarray) -> dict:
+        from ..api import _sha
+
+        q = symbols(windows)
+        coded = coded_shard_bytes(codec, quality, 0, q, None, _sha(codec))
+        return {"raw": float(q[0].size * dtype.itemsize), "coded": len(coded) / len(q), "coded_as": "rANS shard (.wlt)"}
+
+    return InputType(name, features, cfg.step(quality), disk_bytes,
+                     f"{cfg.name} latents q{quality}: {cfg.latent_channels} channels, one step per {cfg.block} samples",
+                     None, "audio")
+
+
+def resample_clips(clips: np.ndarray, factor: int) -> np.ndarray:
+    """int16 ``[N, L]`` -> int16 ``[N, 1, L / factor]``: ``resample_poly(x, 1, factor)``, rounded."""
+    if clips.shape[-1] % factor:
+        raise InputError(f"cannot resample {clips.shape[-1]} samples by 1/{factor}")
+    if factor == 1:
+        return np.ascontiguousarray(clips[:, None])
+    from scipy.signal import resample_poly
+
+    y = resample_poly(np.asarray(clips, np.float32), 1, factor, axis=-1)
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)[:, None]
+
+
+def _flac_bytes(x: np.ndarray, rate: int) -> int:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format="FLAC", subtype="PCM_16")
+    return len(buf.getvalue())
+
+
+def sample_input(rate: int, *, crop: int = 7680, name: str | None = None) -> InputType:
+    """The 8 kHz clips resampled to ``rate`` Hz (``8000 / rate`` must be an integer dividing ``crop``)."""
+    if rate < 1 or AUDIO_RATE % rate or crop % (AUDIO_RATE // rate):
+        raise InputError(f"samples:{rate}: {AUDIO_RATE} / rate must be an integer that divides the crop ({crop})")
+    factor = AUDIO_RATE // rate
+
+    def features(clips: np.ndarray) -> np.ndarray:
+        return resample_clips(clips, factor)
+
+    def disk_bytes(windows: np.ndarray) -> dict:
+        x = resample_clips(windows, factor)
+        return {"raw": float(x[0].nbytes), "coded": float(np.mean([_flac_bytes(v[0], rate) for v in x])),
+                "coded_as": "FLAC"}
+
+    how = "the samples themselves" if factor == 1 else f"resampled {factor}x down"
+    return InputType(name or f"samples:{rate}", features, 1 / 32768, disk_bytes,
+                     f"{rate} Hz samples ({how})", None, "audio")
 
 
 def taef2_input(*, crop: int = 128, name: str = "taef2") -> InputType:
@@ -205,6 +311,10 @@ _BUILTIN: dict[str, Callable[[], InputType]] = {
     "pixels-64": partial(pixel_input, 64, name="pixels-64"),
     "pixels-128": partial(pixel_input, 128, name="pixels-128"),
     "taef2": taef2_input,
+    "latents-2x": partial(latent_input, "audio-mono-2x", name="latents-2x"),
+    "samples-8k": partial(sample_input, 8000, name="samples-8k"),
+    "samples-4k": partial(sample_input, 4000, name="samples-4k"),
+    "samples-2k": partial(sample_input, 2000, name="samples-2k"),
 }
 for _name in _BUILTIN:
     INPUT_TYPES[_name] = InputType(_name, _lazy, description="built in (resolved on use)")

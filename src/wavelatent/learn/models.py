@@ -1,6 +1,7 @@
 """One small CNN family for every input: a stem that adapts to the input, then a fixed body.
 
-``SmallCNN(in_channels, in_size)``:
+``SmallCNN(in_channels, in_size, dims=2)`` for images (``[N, C, S, S]``), ``dims=1`` for audio
+(``[N, C, S]``: the same layers with 1-D convolutions):
 
 * **stem**: brings any input to ``body_size x body_size`` (16) with ``width`` channels:
   ``stem_layers`` 3x3 conv-BN-ReLU layers (channels ``width / 2**(layers-1)`` ... ``width``, at
@@ -26,20 +27,24 @@ from torch import Tensor, nn
 __all__ = ["SmallCNN", "count_macs"]
 
 
-def _conv_bn(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+_LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d), 2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d)}
+
+
+def _conv_bn(dims: int, cin: int, cout: int, stride: int = 1, k: int = 3, act: bool = True) -> nn.Sequential:
+    conv, bn, _ = _LAYERS[dims]
+    layers = [conv(cin, cout, k, stride, k // 2, bias=False), bn(cout)]
+    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if act else nn.Sequential(*layers)
 
 
 class _Block(nn.Module):
-    """Residual block: two 3x3 convs (the first may stride), a 1x1 projection when the shape changes."""
+    """Residual block: two ``k``-tap convs (the first may stride), a 1x1 projection when the shape changes."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+    def __init__(self, dims: int, cin: int, cout: int, stride: int = 1, k: int = 3) -> None:
         super().__init__()
-        self.conv1 = _conv_bn(cin, cout, stride)
-        self.conv2 = nn.Sequential(nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.conv1 = _conv_bn(dims, cin, cout, stride, k)
+        self.conv2 = _conv_bn(dims, cout, cout, 1, k, act=False)
         self.skip = (
-            nn.Identity() if stride == 1 and cin == cout
-            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            nn.Identity() if stride == 1 and cin == cout else _conv_bn(dims, cin, cout, stride, 1, act=False)
         )
         self.act = nn.ReLU(inplace=True)
 
@@ -51,8 +56,10 @@ class SmallCNN(nn.Module):
     """Compact residual CNN whose stem takes ``in_channels`` at ``in_size`` (see module docstring)."""
 
     def __init__(self, in_channels: int, in_size: int, num_classes: int, *, width: int = 32, body_size: int = 16,
-                 dropout: float = 0.1, stem_layers: int | None = None) -> None:
+                 dropout: float = 0.1, stem_layers: int | None = None, dims: int = 2, kernel: int = 3) -> None:
         super().__init__()
+        if dims not in _LAYERS:
+            raise ValueError(f"dims must be 1 or 2, got {dims}")
         n = max(0, round(math.log2(max(in_size, 1) / body_size)))
         if n and in_size != body_size * 2**n:
             raise ValueError(f"input size {in_size} is not {body_size} times a power of two")
@@ -63,15 +70,15 @@ class SmallCNN(nn.Module):
         c = in_channels
         for i in range(depth):  # stride 2 down to body_size, then stride 1; the last layer gives `width`
             out = width if i == depth - 1 else min(width, max(16, width // 2 ** (depth - 1 - i)))
-            layers.append(_conv_bn(c, out, stride=2 if i < n else 1))
+            layers.append(_conv_bn(dims, c, out, stride=2 if i < n else 1, k=kernel))
             c = out
         self.stem = nn.Sequential(*layers)
         self.body = nn.Sequential(
-            _Block(width, width),
-            _Block(width, 2 * width, stride=2),
-            _Block(2 * width, 4 * width, stride=2),
+            _Block(dims, width, width, k=kernel),
+            _Block(dims, width, 2 * width, stride=2, k=kernel),
+            _Block(dims, 2 * width, 4 * width, stride=2, k=kernel),
         )
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
+        self.head = nn.Sequential(_LAYERS[dims][2](1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
         self.in_channels, self.in_size, self.stem_downsamples = in_channels, in_size, n
 
     def forward(self, x: Tensor) -> Tensor:
@@ -79,19 +86,19 @@ class SmallCNN(nn.Module):
 
 
 def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of convolutions and linear layers for one input of ``shape`` ``[C, H, W]``."""
+    """Multiply-accumulates of convolutions and linear layers for one input of ``shape`` ``[C, *S]``."""
     total = 0
 
     def conv_hook(m, inp, out):
         nonlocal total
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        k = math.prod(m.kernel_size) * (m.in_channels // m.groups)
         total += out.numel() * k
 
     def lin_hook(m, inp, out):
         nonlocal total
         total += out.numel() * m.in_features
 
-    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
     hooks += [m.register_forward_hook(lin_hook) for m in model.modules() if isinstance(m, nn.Linear)]
     was_training = model.training
     model.eval()
