@@ -288,6 +288,7 @@ def test_learn_tiny(tmp_path, test_weights):
     lat, pix, _ = doc["runs"]
     assert lat["shape"] == [6, 8, 8] and pix["shape"] == [3, 8, 8]
     assert lat["bytes_raw"] == 6 * 8 * 8 and pix["bytes_raw"] == 3 * 8 * 8 and lat["bytes_coded"] > 0
+    assert lat["flips"] == "mirrored images" and pix["flips"] == "reversed"
     assert 0 <= lat["top1"] <= 1 and len(lat["history"]) == 1 and lat["epoch_seconds"] > 0
     assert (out / "results.md").is_file()
     # a rerun skips finished inputs

@@ -109,3 +109,32 @@ def test_learn_cli_audio_defaults(tmp_path, mono_weights):
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["settings"]["grid"] == 32 and res["runs"][0]["shape"] == [1, 112]
     assert _cli(args + ["--inputs", "latents-16x"]) == 1  # an image input for audio data
+
+
+def test_flips_are_exact_for_latents(test_weights):
+    """A flipped training window of a latent input is the latent of the mirrored image (not the
+    reversed latent); of a pixel input, the reversed pixels."""
+    from wavelatent.data.cache import encode_symbols
+    from wavelatent.learn.experiment import Split, _Features
+    from wavelatent.models import load_codec
+
+    from .conftest import smooth_image
+
+    images = np.stack([smooth_image(48, 48, seed=s) for s in range(3)])
+    split = Split(images, np.zeros(3, np.int64), ["a", "b", "c"])
+    opts = LearnOptions("d", "o", size=48, crop=32, grid=8)
+    spec = get_input(f"latents:{test_weights}")
+    f = _Features(spec, split, opts, mirror=True)
+    assert f.flip_kind == "mirrored images"
+    got = f.batch(np.arange(3), np.array([[1, 0]] * 3), np.array([True, False, True]))
+    codec = load_codec(test_weights)
+    want_m = encode_symbols(codec, images[:, :, ::-1].copy()) * spec.scale
+    want = encode_symbols(codec, images) * spec.scale
+    g, c = f.grid, f.crop
+    assert np.allclose(got[0].numpy(), want_m[0, :, g : g + c, :c]) and np.allclose(got[1].numpy(), want[1, :, g : g + c, :c])
+    assert not np.allclose(want_m[0], want[0][..., ::-1])  # the reversal would not have been the same
+    p = _Features(get_input("pixels:16", crop=32), split, opts, mirror=True)
+    assert p.flip_kind == "reversed" and p.mirrored is None
+    got = p.batch(np.arange(1), np.array([[0, 1]]), np.array([True]))
+    g, c = p.grid, p.crop
+    assert torch.equal(got[0], torch.from_numpy(p.x[0, :, :c, ::-1][:, :, g : g + c].copy()).float())

@@ -9,9 +9,10 @@ recordings ``n`` 0-4 are the test set, 5-49 training) -- the audio variant is de
 2. Each input type (:mod:`wavelatent.learn.inputs`) turns those images into features at its own
    resolution (latent symbols at 1/8, box-shrunk pixels, ...).
 3. Training sees random ``crop`` windows (128 px of the 144) at offsets on a ``grid`` of 8 pixels
-   (one latent position; 2 pixels of a 32 px input) and horizontal flips with probability 1/2,
-   applied to the features (see :mod:`wavelatent.data.latents` for what a flip means for
-   latents); validation takes the centre window. Inputs are standardized per channel with the
+   (one latent position; 2 pixels of a 32 px input) and horizontal flips with probability 1/2;
+   validation takes the centre window. A flip is exact for every input: pixel features are
+   reversed, other inputs (latents, whose reversal is not the latent of the mirrored image, see
+   :mod:`wavelatent.data.flip`) are computed a second time from the mirrored training images. Inputs are standardized per channel with the
    training set's statistics.
 4. :class:`~wavelatent.learn.models.SmallCNN` with the same width, epochs, batch size, AdamW,
    one-epoch warmup then cosine learning rate, label smoothing, and seed for every input.
@@ -217,9 +218,13 @@ def _slug(name: str) -> str:
 class _Features:
     """Features of one split at stored resolution, with the window geometry in feature units."""
 
-    def __init__(self, spec: InputType, split: Split, opts: LearnOptions) -> None:
+    def __init__(self, spec: InputType, split: Split, opts: LearnOptions, mirror: bool = False) -> None:
         t0 = time.perf_counter()
         x = np.asarray(spec.features(split.images))
+        # flips: features of the mirrored images where reversing the features is not exact
+        self.mirrored = (np.asarray(spec.features(np.ascontiguousarray(split.images[:, :, ::-1])))
+                         if mirror and not spec.reversible else None)
+        self.flip_kind = "none" if not mirror else "mirrored images" if self.mirrored is not None else "reversed"
         self.seconds = time.perf_counter() - t0
         self.dims = 2 if spec.modality == "image" else 1
         if x.ndim != 2 + self.dims or x.shape[0] != len(split.images) or (self.dims == 2 and x.shape[2] != x.shape[3]):
@@ -232,21 +237,25 @@ class _Features:
                 f"{spec.name}: features of {h}x{h} for {opts.size} px images: the size, crop ({opts.crop}), grid "
                 f"({opts.grid}) and centre offset must all be multiples of the factor"
             )
-        self.x, self.factor, self.scale, self.flip = x, f, spec.scale, spec.flip
+        self.x, self.factor, self.scale = x, f, spec.scale
         self.crop, self.grid = opts.crop // f, opts.grid // f
         self.centre = (opts.size - opts.crop) // 2 // f
         self.positions = (h - self.crop) // self.grid + 1
 
     def batch(self, idx: np.ndarray, offsets: np.ndarray | None, flips: np.ndarray | None):
         """Float tensor ``[n, C, crop, crop]`` (``[n, C, crop]`` for audio; scaled): samples ``idx``,
-        mirrored where ``flips`` (whole feature map, with the input's flip), then cut at ``offsets``
-        (grid units, ``[n, 2]`` or ``[n, 1]``) or the centre."""
+        mirrored where ``flips`` (the whole feature map), then cut at ``offsets`` (grid units,
+        ``[n, 2]`` or ``[n, 1]``) or the centre."""
         import torch
 
-        t = torch.from_numpy(np.ascontiguousarray(self.x[idx])).to(torch.float32).mul_(self.scale)
-        if flips is not None and flips.any():
-            m = torch.from_numpy(np.asarray(flips, bool))
-            t[m] = self.flip(t[m]) if self.flip is not None else t[m].flip(-1)
+        x = self.x[idx]
+        flips = None if flips is None or not np.any(flips) else np.asarray(flips, bool)
+        if flips is not None and self.mirrored is not None:
+            x = np.where(flips.reshape(-1, *[1] * (x.ndim - 1)), self.mirrored[idx], x)
+        t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32).mul_(self.scale)
+        if flips is not None and self.mirrored is None:
+            m = torch.from_numpy(flips)
+            t[m] = t[m].flip(-1)
         c = self.crop
         if self.dims == 1:
             if offsets is None:
@@ -376,6 +385,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
         "stem_downsamples": model.stem_downsamples,
         "history": history,
         "fingerprint": _fingerprint(ftr.x),
+        "flips": ftr.flip_kind,
     }
 
 
@@ -420,14 +430,15 @@ def learn(opts: LearnOptions) -> dict:
     runs = []
     for spec in specs:
         path = out / "runs" / f"{_slug(spec.name)}.json"
-        feats = (_Features(spec, train, opts), _Features(spec, val, opts))
+        feats = (_Features(spec, train, opts, mirror=task.flips), _Features(spec, val, opts))
         fp = _fingerprint(feats[0].x)
         if path.is_file() and not opts.force:
             try:
                 old = json.loads(path.read_text())
             except (OSError, ValueError):
                 old = {}
-            if old.get("settings") == settings and old.get("fingerprint") == fp and old.get("version") == RESULTS_VERSION:
+            if (old.get("settings") == settings and old.get("fingerprint") == fp and old.get("version") == RESULTS_VERSION
+                    and old.get("flips", "reversed") == feats[0].flip_kind):
                 log(f"{spec.name}: done before (top-1 {100 * old['top1']:.1f} %), skipped")
                 runs.append(old)
                 continue

@@ -72,7 +72,7 @@ class InputType:
     scale: float = 1.0
     disk_bytes: BytesFn | None = None
     description: str = ""
-    flip: Callable | None = None  # mirror float features [n, C, h, w] (scaled); None: reverse the width
+    reversible: bool = False  # reversing the width of the features of an image = the features of its mirror
     modality: str = "image"  # what it takes: uint8 images [N, H, W, 3], or int16 8 kHz clips [N, L] ("audio")
 
 
@@ -83,19 +83,20 @@ AUDIO_RATE = 8000  # the spoken-digit clips' rate
 
 
 def register_input(name: str, features: FeatureFn, *, scale: float = 1.0, disk_bytes: BytesFn | None = None,
-                   description: str = "", flip: Callable | None = None, modality: str = "image",
+                   description: str = "", reversible: bool = False, modality: str = "image",
                    replace: bool = False) -> InputType:
     """Add an input type to :data:`INPUT_TYPES` (``replace`` to redefine a name).
 
-    ``flip``: how to mirror a batch of float features ``[n, C, h, w]`` (already scaled) horizontally
-    for augmentation; None reverses the width, which is exact for pixels but not for latents
-    (see :mod:`wavelatent.data.flip`). ``modality``: "image" or "audio" (what ``features`` takes).
+    ``reversible``: True when reversing the width of ``features(images)`` gives exactly the
+    features of the mirrored images (pixels); otherwise (latents, see :mod:`wavelatent.data.flip`)
+    flips are made by computing the features of the mirrored training images too.
+    ``modality``: "image" or "audio" (what ``features`` takes).
     """
     if name in INPUT_TYPES and not replace:
         raise ValueError(f"input type {name!r} is already registered")
     if modality not in ("image", "audio"):
         raise ValueError(f"modality must be 'image' or 'audio', got {modality!r}")
-    spec = InputType(name, features, float(scale), disk_bytes, description, flip, modality)
+    spec = InputType(name, features, float(scale), disk_bytes, description, bool(reversible), modality)
     INPUT_TYPES[name] = spec
     return spec
 
@@ -164,7 +165,8 @@ def pixel_input(side: int, *, crop: int = 128, name: str | None = None) -> Input
         return {"raw": float(x[0].nbytes), "coded": float(np.mean([_png_bytes(v) for v in x])), "coded_as": "PNG"}
 
     how = "the pixels of the crop" if factor == 1 else f"the crop shrunk {factor}x by box filtering"
-    return InputType(name or f"pixels:{side}", features, 1.0, disk_bytes, f"{side}x{side}x3 pixels ({how})")
+    return InputType(name or f"pixels:{side}", features, 1.0, disk_bytes, f"{side}x{side}x3 pixels ({how})",
+                     reversible=True)
 
 
 # --- latents ----------------------------------------------------------------
@@ -182,17 +184,9 @@ def latent_input(preset_or_weights: str, quality: int | None = None, *, name: st
         raise InputError(f"latent inputs need an RGB image or a mono audio preset, got {cfg.name}")
     quality = cfg.check_quality(quality)
     dtype = symbol_dtype(cfg.max_symbol(quality))
-    fitted: list = []  # the flip operator, fitted on the first images this input encodes (the training set)
 
     def features(images: np.ndarray) -> np.ndarray:
-        if not fitted:
-            from ..data.flip import LatentFlip, fit_flip
-
-            fitted.append(LatentFlip(fit_flip(codec, images[:256])))
         return encode_symbols(codec, images, quality).astype(dtype)
-
-    def flip(y):
-        return fitted[0](y) if fitted else y.flip(-1)
 
     def disk_bytes(crops: np.ndarray) -> dict:
         from ..api import _sha
@@ -203,7 +197,7 @@ def latent_input(preset_or_weights: str, quality: int | None = None, *, name: st
 
     K = cfg.latent_channels
     return InputType(name or f"latents:{preset_or_weights}", features, cfg.step(quality), disk_bytes,
-                     f"{cfg.name} latents q{quality}: {K} channels at 1/{cfg.block} resolution", flip)
+                     f"{cfg.name} latents q{quality}: {K} channels at 1/{cfg.block} resolution")
 
 
 def _audio_latent_input(codec, quality: int | None, name: str) -> InputType:
@@ -239,7 +233,7 @@ def _audio_latent_input(codec, quality: int | None, name: str) -> InputType:
 
     return InputType(name, features, cfg.step(quality), disk_bytes,
                      f"{cfg.name} latents q{quality}: {cfg.latent_channels} channels, one step per {cfg.block} samples",
-                     None, "audio")
+                     modality="audio")
 
 
 def resample_clips(clips: np.ndarray, factor: int) -> np.ndarray:
@@ -278,7 +272,7 @@ def sample_input(rate: int, *, crop: int = 7680, name: str | None = None) -> Inp
 
     how = "the samples themselves" if factor == 1 else f"resampled {factor}x down"
     return InputType(name or f"samples:{rate}", features, 1 / 32768, disk_bytes,
-                     f"{rate} Hz samples ({how})", None, "audio")
+                     f"{rate} Hz samples ({how})", modality="audio")
 
 
 def taef2_input(*, crop: int = 128, name: str = "taef2") -> InputType:
