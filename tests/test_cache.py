@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,13 @@ def test_raw_and_coded_round_trip(folder, tmp_path, test_weights, codec):
         forged = container.pack({**head, **bad}, {k: bytes(v) for k, v in c.streams.items()})
         with pytest.raises(CacheError):
             read_coded_shard(forged, codec)
+    with pytest.raises(CacheError, match="the index says"):
+        read_coded_shard(shard, codec, (4, [6, 4, 5]))
+    lat = bytearray(c.streams["latents"])
+    lat[:8] = b"\xff" * 8  # a corrupt rANS stream is a CacheError too
+    head = {k: v for k, v in c.header.items() if k not in ("format_version", "streams")}
+    with pytest.raises(CacheError, match="does not decode"):
+        read_coded_shard(container.pack(head, {"lengths": bytes(c.streams["lengths"]), "latents": bytes(lat)}), codec)
     # coded shards are smaller than raw ones
     assert coded.cache_bytes < raw.cache_bytes
     # on the fly, in the same layout
@@ -240,7 +248,8 @@ def _cli(argv) -> int:
     a = p.parse_args(argv)
     try:
         return handlers[a.command](a)
-    except WavelatentError:
+    except WavelatentError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 1
 
 
@@ -367,3 +376,5 @@ def test_cli_cache_audio(audio_folder, tmp_path, mono_weights, capsys):
     assert "6 samples of 2x2000" in capsys.readouterr().err  # default: one second at 8 kHz
     assert _cli(["cache", str(audio_folder), "-o", str(tmp_path / "d"), "-w", str(mono_weights), "--size",
                  str(1 << 25), "--no-progress"]) == 1
+    with pytest.raises(WavelatentError, match="--size must be an integer in 1..16777216"):
+        build_cache(audio_folder, tmp_path / "d", mono_weights, size=1 << 25, progress=False)

@@ -92,6 +92,12 @@ def test_learn_spoken_digits(tmp_path, mono_weights):
     assert all(0 <= r["top1"] <= 1 and len(r["history"]) == 2 for r in doc["runs"])
     assert json.loads((out / "results.json").read_text())["runs"][1]["input"] == "samples:4000"
     assert (out / "results.md").read_text().count("| samples:") == 2
+    assert all(r["flips"] == "none" for r in doc["runs"])
+    stamp = (out / "runs" / "samples_4000.json").stat().st_mtime_ns
+    assert learn(dataclasses.replace(opts, inputs=("samples:4000",)))["runs"] == [s4]  # a rerun skips it
+    assert (out / "runs" / "samples_4000.json").stat().st_mtime_ns == stamp
+    with pytest.raises(InputError, match="power of two"):  # a window the network cannot take
+        learn(dataclasses.replace(opts, inputs=("samples:1600",), crop=6400, size=6400, grid=160))
     # image inputs on audio data (and the reverse) are refused before any work
     with pytest.raises(InputError, match="takes image"):
         learn(dataclasses.replace(opts, inputs=("pixels-32",)))
@@ -99,7 +105,7 @@ def test_learn_spoken_digits(tmp_path, mono_weights):
         learn(dataclasses.replace(opts, crop=440))
 
 
-def test_learn_cli_audio_defaults(tmp_path, mono_weights):
+def test_learn_cli_audio_defaults(tmp_path, mono_weights, capsys):
     from .test_cache import _cli
 
     data = _digits(tmp_path / "fsdd")
@@ -108,7 +114,8 @@ def test_learn_cli_audio_defaults(tmp_path, mono_weights):
     assert _cli(args + ["--inputs", "samples:2000"]) == 0
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["settings"]["grid"] == 32 and res["runs"][0]["shape"] == [1, 112]
-    assert _cli(args + ["--inputs", "latents-16x"]) == 1  # an image input for audio data
+    assert _cli(args + ["--inputs", "latents-16x"]) == 1  # an image input for audio data: refused
+    assert "takes image" in capsys.readouterr().err
 
 
 def test_flips_are_exact_for_latents(test_weights):
@@ -134,7 +141,8 @@ def test_flips_are_exact_for_latents(test_weights):
     assert np.allclose(got[0].numpy(), want_m[0, :, g : g + c, :c]) and np.allclose(got[1].numpy(), want[1, :, g : g + c, :c])
     assert not np.allclose(want_m[0], want[0][..., ::-1])  # the reversal would not have been the same
     p = _Features(get_input("pixels:16", crop=32), split, opts, mirror=True)
-    assert p.flip_kind == "reversed" and p.mirrored is None
+    assert p.flip_kind == "reversed" and p.exact_reversal
     got = p.batch(np.arange(1), np.array([[0, 1]]), np.array([True]))
+    assert p._mirrored is None  # pixels are reversed, never encoded twice
     g, c = p.grid, p.crop
     assert torch.equal(got[0], torch.from_numpy(p.x[0, :, :c, ::-1][:, :, g : g + c].copy()).float())

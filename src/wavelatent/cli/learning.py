@@ -75,11 +75,12 @@ def add_parsers(sub) -> dict[str, Callable]:
     lp.add_argument("--weight-decay", type=float, default=0.05)
     lp.add_argument("--width", type=int, default=32, help="CNN width at the latent resolution (doubles twice after)")
     lp.add_argument("--stem-layers", type=int, default=None, help="conv layers in every input's stem (default: "
-                    "as few as the input needs, log2(size/16) stride-2 layers or one stride-1 layer)")
+                    "as few as the input needs: log2(input size / body size) stride-2 layers, or one stride-1 layer)")
     lp.add_argument("--size", type=int, help="stored image size (short side resize + centre crop; 144), or "
                     "samples per stored clip (8192)")
     lp.add_argument("--crop", type=int, help="model window in pixels of the stored images (128) or in samples "
-                    "(7680); the CNN body runs at crop/8 (crop/32 for audio)")
+                    "(7680); the CNN body runs at crop/8 positions (crop/32 for audio), and every input's window "
+                    "must be that times a power of two, or smaller")
     lp.add_argument("--grid", type=int, help="random crop offsets are multiples of this many pixels (8) or samples (32)")
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--limit-per-class", type=int, help="only the first N images of each class (quick runs)")

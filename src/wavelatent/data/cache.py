@@ -53,7 +53,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import InputError, WavelatentError
+from ..errors import EntropyCodingError, InputError, WavelatentError
 
 __all__ = [
     "CacheError",
@@ -265,8 +265,12 @@ def write_coded_shard(path, codec, quality: int, first: int, symbols, labels, sh
     return data
 
 
-def read_coded_shard(path_or_bytes, codec) -> tuple[dict, np.ndarray]:
-    """A coded shard -> (its header, int32 symbols ``[n, *latent_shape]``); the weights hash is checked."""
+def read_coded_shard(path_or_bytes, codec, expect: tuple[int, Sequence[int]] | None = None) -> tuple[dict, np.ndarray]:
+    """A coded shard -> (its header, int32 symbols ``[n, *latent_shape]``); the weights hash is checked.
+
+    ``expect``: ``(count, latent_shape)`` from the cache's index; a shard that says otherwise is
+    refused before anything is allocated.
+    """
     from .. import container
     from ..api import _sha
     from ..entropy import rans
@@ -288,6 +292,8 @@ def read_coded_shard(path_or_bytes, codec) -> tuple[dict, np.ndarray]:
             or not all(isinstance(v, int) and 0 <= v <= 1 << 24 for v in shape) or not isinstance(n, int) or n < 0
             or n * math.prod(shape) > 1 << 28):
         raise CacheError(f"bad latent shard header: latent_shape {shape!r}, count {n!r}")
+    if expect is not None and (n != expect[0] or shape != list(expect[1])):
+        raise CacheError(f"the shard holds {n} x {shape}, the index says {expect[0]} x {list(expect[1])}")
     per_channel = math.prod(shape[1:])
     lengths = np.frombuffer(c.streams["lengths"], dtype="<u4")
     if len(lengths) != n or int(lengths.sum()) != len(c.streams["latents"]):
@@ -297,7 +303,10 @@ def read_coded_shard(path_or_bytes, codec) -> tuple[dict, np.ndarray]:
     pos = 0
     blob = c.streams["latents"]
     for i, size in enumerate(lengths.tolist()):
-        out[i] = rans.decode(blob[pos : pos + size], tables, per_channel).reshape(shape)
+        try:
+            out[i] = rans.decode(blob[pos : pos + size], tables, per_channel).reshape(shape)
+        except EntropyCodingError as e:
+            raise CacheError(f"latent shard sample {i} does not decode: {e}") from None
         pos += size
     out -= codec.config.max_symbol(quality)
     return h, out

@@ -1,16 +1,17 @@
 """Torch datasets of latents: :class:`LatentDataset` over a cache, :class:`EncodedImageFolder` on the fly.
 
-Both yield ``y_hat [K, h, w]`` float32 (dequantized latents, ``q * step``) or the integer symbols
+Both yield ``y_hat [K, h, w]`` (``[K, t]`` for an audio cache) float32 (dequantized latents, ``q * step``) or the integer symbols
 ``q`` (``output="symbols"``, int8/int16 as stored), plus the integer label when the source has
 labels: ``(x, label)``, else ``x`` alone.
 
 Augmentation happens in latent space, after the cache:
 
-* **crop** (``crop=(h, w)`` latent positions): a random window (``random_crop=True``, stride one
-  latent position, i.e. ``2**levels`` pixels) or the centre window. Cropping a latent is exactly
+* **crop** (``crop=(h, w)`` latent positions, or ``crop=t`` steps for audio): a random window
+  (``random_crop=True``, stride one latent position, i.e. ``2**levels`` pixels or samples) or the
+  centre window. Cropping a latent is exactly
   cropping the image on the latent grid, except within a few positions of the border, where the
   wavelet filters of the cropped image would have wrapped around instead of seeing the neighbours.
-* **horizontal flip** (``flip=True``, probability 1/2), applied to the whole latent before the
+* **horizontal flip** (``flip=True``, images only, probability 1/2), applied to the whole latent before the
   crop. Mirroring an image does not simply reverse its latent (the packet bands sit at
   band-dependent phases inside each block, see :mod:`wavelatent.data.flip`): the plain reversal
   is off by about 57 % of the latent's spread for ``image-rgb-16x``. Caches therefore store a
@@ -207,7 +208,7 @@ class LatentDataset(_LatentView, Dataset):
         if self.index["storage"] == "raw":
             _, arr, _ = read_raw_shard(path)
         else:
-            _, q = read_coded_shard(path, self.codec())
+            _, q = read_coded_shard(path, self.codec(), (info["count"], self.index["latent_shape"]))
             arr = q.astype(self.dtype)
         if arr.shape[0] != info["count"] or list(arr.shape[1:]) != list(self.index["latent_shape"]):
             raise CacheError(f"{path}: holds {arr.shape}, the index says {info['count']} x {self.index['latent_shape']}")

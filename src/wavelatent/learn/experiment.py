@@ -45,7 +45,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .inputs import AUDIO_RATE, DEFAULT_AUDIO_INPUTS, DEFAULT_INPUTS, InputType, get_input
+from .inputs import AUDIO_RATE, DEFAULT_AUDIO_INPUTS, DEFAULT_INPUTS, INPUT_TYPES, InputType, get_input
 
 __all__ = ["LearnOptions", "learn", "prepare_split", "prepare_fsdd", "TASKS"]
 
@@ -175,35 +175,32 @@ def find_task(data: Path) -> str:
 def prepare_fsdd(folder: Path, size: int, limit_per_class: int | None, progress: bool) -> tuple[Split, Split]:
     """The spoken-digit recordings as int16 clips ``[N, size]`` (centred, zero padded), split as
     FSDD's README says: ``n`` 0-4 test, the rest training. Refuses other rates, channels or widths."""
-    import soundfile as sf
     from tqdm import tqdm
 
     from ..data.audio import fit_length
+    from ..io.audio import read_audio
 
-    found = sorted((p for p in folder.iterdir() if FSDD_NAME.match(p.name)),
-                   key=lambda p: (int(FSDD_NAME.match(p.name)[1]), FSDD_NAME.match(p.name)[2], int(FSDD_NAME.match(p.name)[3])))
+    found = sorted((int(m[1]), m[2], int(m[3]), p) for p in folder.iterdir() if (m := FSDD_NAME.match(p.name)))
     parts: dict[str, list] = {"train": [], "test": []}
     count: dict[tuple[str, int], int] = {}
-    for p in found:
-        digit, _, n = FSDD_NAME.match(p.name).groups()
-        which = "test" if int(n) < 5 else "train"
+    for digit, _, n, p in found:
+        which = "test" if n < 5 else "train"
         if limit_per_class is not None:
-            if count.get((which, int(digit)), 0) >= limit_per_class:
+            if count.get((which, digit), 0) >= limit_per_class:
                 continue
-            count[(which, int(digit))] = count.get((which, int(digit)), 0) + 1
-        parts[which].append((p, int(digit)))
+            count[(which, digit)] = count.get((which, digit), 0) + 1
+        parts[which].append((p, digit))
     splits = []
     for which in ("train", "test"):
         clips = np.zeros((len(parts[which]), size), np.int16)
         for i, (p, _) in enumerate(tqdm(parts[which], desc=f"reading {which}", disable=not progress, leave=False,
                                         unit="clip")):
-            try:
-                x, rate = sf.read(p, dtype="int16", always_2d=True)
-            except (RuntimeError, sf.LibsndfileError) as e:
-                raise InputError(f"{p}: not a readable recording ({e})") from None
-            if rate != AUDIO_RATE or x.shape[1] != 1:
-                raise InputError(f"{p}: expected {AUDIO_RATE} Hz mono, got {rate} Hz with {x.shape[1]} channels")
-            clips[i] = fit_length(x[:, 0], size)
+            x, info = read_audio(p)  # typed errors, frame limits
+            if info.sample_rate != AUDIO_RATE or info.channels != 1:
+                raise InputError(f"{p}: expected {AUDIO_RATE} Hz mono, got {info.sample_rate} Hz with "
+                                 f"{info.channels} channels")
+            pcm = np.clip(np.round(x[:, 0].astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+            clips[i] = fit_length(pcm, size)
         splits.append(Split(clips, np.array([d for _, d in parts[which]], np.int64),
                             [p.name for p, _ in parts[which]], [p.stat().st_size for p, _ in parts[which]]))
     if not len(splits[0].labels) or not len(splits[1].labels):
@@ -221,11 +218,14 @@ class _Features:
     def __init__(self, spec: InputType, split: Split, opts: LearnOptions, mirror: bool = False) -> None:
         t0 = time.perf_counter()
         x = np.asarray(spec.features(split.images))
-        # flips: features of the mirrored images where reversing the features is not exact
-        self.mirrored = (np.asarray(spec.features(np.ascontiguousarray(split.images[:, :, ::-1])))
-                         if mirror and not spec.reversible else None)
-        self.flip_kind = "none" if not mirror else "mirrored images" if self.mirrored is not None else "reversed"
         self.seconds = time.perf_counter() - t0
+        # flips: where reversing the features is not exact, the features of the mirrored images
+        # (computed on the first flipped batch: a rerun that skips this input never pays for them)
+        self._spec, self._images = spec, split.images
+        self._mirrored: np.ndarray | None = None
+        self.mirror_seconds = 0.0
+        self.exact_reversal = spec.reversible
+        self.flip_kind = "none" if not mirror else "reversed" if spec.reversible else "mirrored images"
         self.dims = 2 if spec.modality == "image" else 1
         if x.ndim != 2 + self.dims or x.shape[0] != len(split.images) or (self.dims == 2 and x.shape[2] != x.shape[3]):
             raise InputError(f"{spec.name}: features must be {'[N, C, h, h]' if self.dims == 2 else '[N, C, l]'}, "
@@ -233,14 +233,29 @@ class _Features:
         h = x.shape[2]
         f = opts.size // h if h else 0
         if not h or f * h != opts.size or opts.crop % f or opts.grid % f or ((opts.size - opts.crop) // 2) % f:
+            unit = "px images" if self.dims == 2 else "sample clips"
             raise InputError(
-                f"{spec.name}: features of {h}x{h} for {opts.size} px images: the size, crop ({opts.crop}), grid "
+                f"{spec.name}: features {h} wide for {opts.size} {unit}: the size, crop ({opts.crop}), grid "
                 f"({opts.grid}) and centre offset must all be multiples of the factor"
             )
         self.x, self.factor, self.scale = x, f, spec.scale
         self.crop, self.grid = opts.crop // f, opts.grid // f
         self.centre = (opts.size - opts.crop) // 2 // f
         self.positions = (h - self.crop) // self.grid + 1
+
+    @property
+    def mirrored(self) -> np.ndarray:
+        """Features of the horizontally mirrored images (computed once, 256 images at a time)."""
+        if self._mirrored is None:
+            t0 = time.perf_counter()
+            self._mirrored = np.concatenate([
+                np.asarray(self._spec.features(np.ascontiguousarray(self._images[i : i + 256, :, ::-1])))
+                for i in range(0, len(self._images), 256)
+            ])
+            if self._mirrored.shape != self.x.shape:
+                raise InputError(f"{self._spec.name}: features of mirrored images have another shape")
+            self.mirror_seconds = time.perf_counter() - t0
+        return self._mirrored
 
     def batch(self, idx: np.ndarray, offsets: np.ndarray | None, flips: np.ndarray | None):
         """Float tensor ``[n, C, crop, crop]`` (``[n, C, crop]`` for audio; scaled): samples ``idx``,
@@ -250,10 +265,10 @@ class _Features:
 
         x = self.x[idx]
         flips = None if flips is None or not np.any(flips) else np.asarray(flips, bool)
-        if flips is not None and self.mirrored is not None:
+        if flips is not None and not self.exact_reversal:
             x = np.where(flips.reshape(-1, *[1] * (x.ndim - 1)), self.mirrored[idx], x)
         t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32).mul_(self.scale)
-        if flips is not None and self.mirrored is None:
+        if flips is not None and self.exact_reversal:
             m = torch.from_numpy(flips)
             t[m] = t[m].flip(-1)
         c = self.crop
@@ -282,7 +297,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
     from .models import SmallCNN, count_macs
 
     t0 = time.perf_counter()
-    ftr, fval = features or (_Features(spec, train, opts), _Features(spec, val, opts))
+    ftr, fval = features or (_Features(spec, train, opts, mirror=task.flips), _Features(spec, val, opts))
     feature_seconds = ftr.seconds + fval.seconds if features else time.perf_counter() - t0
     C = ftr.x.shape[1]
     dims = ftr.dims
@@ -306,8 +321,13 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
 
     torch.manual_seed(opts.seed)
     window = (ftr.crop,) * dims
-    model = SmallCNN(C, ftr.crop, n_classes, width=opts.width, stem_layers=opts.stem_layers, dims=dims,
-                     kernel=task.kernel, body_size=opts.crop // task.body_factor)
+    body = opts.crop // task.body_factor
+    try:
+        model = SmallCNN(C, ftr.crop, n_classes, width=opts.width, stem_layers=opts.stem_layers, dims=dims,
+                         kernel=task.kernel, body_size=body)
+    except ValueError as e:
+        raise InputError(f"{spec.name}: {e} (the network body runs at crop / {task.body_factor} = {body}; every "
+                         "input's window must be that times a power of two, or smaller)") from None
     macs = count_macs(model, (C, *window))
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
@@ -380,6 +400,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
         "best_top1": max((h["val_top1"] for h in history), default=None),
         "epoch_seconds": float(np.mean([h["train_seconds"] for h in history])) if history else None,
         "feature_seconds": feature_seconds,
+        "mirror_seconds": ftr.mirror_seconds,
         "macs": macs,
         "parameters": params,
         "stem_downsamples": model.stem_downsamples,
@@ -398,8 +419,8 @@ def learn(opts: LearnOptions) -> dict:
     data, out = Path(opts.data), Path(opts.out)
     task = TASKS[find_task(data)]
     opts = dataclasses.replace(
-        opts, inputs=tuple(opts.inputs or task.inputs), size=opts.size or task.size, crop=opts.crop or task.crop,
-        grid=opts.grid or task.grid,
+        opts, inputs=tuple(task.inputs if opts.inputs is None else opts.inputs),
+        **{k: getattr(task, k) if getattr(opts, k) is None else getattr(opts, k) for k in ("size", "crop", "grid")},
     )
     for key in ("epochs", "batch_size", "width", "size", "crop", "grid"):
         if getattr(opts, key) < 1:
@@ -408,11 +429,20 @@ def learn(opts: LearnOptions) -> dict:
         raise InputError(f"--crop ({opts.crop}) must not exceed --size ({opts.size})")
     if opts.crop % task.body_factor:
         raise InputError(f"--crop ({opts.crop}) must be a multiple of {task.body_factor} for {task.name}")
+    if not opts.inputs:
+        raise InputError("no inputs to train on")
+
+    def check(name: str, modality: str) -> None:
+        if modality != task.modality:
+            raise InputError(f"input {name!r} takes {modality}; {data} holds {task.name} "
+                             f"(its inputs: {', '.join(task.inputs)}, ...)")
+
+    for name in opts.inputs:  # registered names first: before any weights are loaded
+        if name in INPUT_TYPES:
+            check(name, INPUT_TYPES[name].modality)
     specs = [get_input(name, crop=opts.crop) for name in opts.inputs]
     for spec in specs:
-        if spec.modality != task.modality:
-            raise InputError(f"input {spec.name!r} takes {spec.modality}; {data} holds {task.name} "
-                             f"(its inputs: {', '.join(task.inputs)}, ...)")
+        check(spec.name, spec.modality)
     out.mkdir(parents=True, exist_ok=True)
     log = lambda m: _log(m, opts.progress)  # noqa: E731
     t0 = time.perf_counter()
@@ -438,7 +468,7 @@ def learn(opts: LearnOptions) -> dict:
             except (OSError, ValueError):
                 old = {}
             if (old.get("settings") == settings and old.get("fingerprint") == fp and old.get("version") == RESULTS_VERSION
-                    and old.get("flips", "reversed") == feats[0].flip_kind):
+                    and old.get("flips", "reversed" if task.flips else "none") == feats[0].flip_kind):
                 log(f"{spec.name}: done before (top-1 {100 * old['top1']:.1f} %), skipped")
                 runs.append(old)
                 continue

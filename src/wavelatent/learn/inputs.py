@@ -29,7 +29,9 @@ Add one with :func:`register_input`, e.g. latents of another autoencoder::
 
 where ``taef2_latents(images)`` returns float ``[N, 32, H/8, W/8]``; then
 ``wavelatent learn DATA -o OUT --inputs taef2,latents-16x`` (the CLI imports modules named with
-``--plugin`` first). ``disk_bytes(crops) -> {"raw": bytes, "coded": bytes}`` per sample of
+``--plugin`` first). Training flips such an input by computing its features of the mirrored
+images as well, unless it is registered with ``reversible=True`` (reversing the features' width
+is then exact, as for pixels). ``disk_bytes(crops) -> {"raw": bytes, "coded": bytes}`` per sample of
 ``crops`` (uint8 ``[N, crop, crop, 3]``, the model's windows) reports what the input costs to
 store; without it the raw size is the features' ``nbytes`` and the coded size is left out.
 
@@ -311,4 +313,5 @@ _BUILTIN: dict[str, Callable[[], InputType]] = {
     "samples-2k": partial(sample_input, 2000, name="samples-2k"),
 }
 for _name in _BUILTIN:
-    INPUT_TYPES[_name] = InputType(_name, _lazy, description="built in (resolved on use)")
+    INPUT_TYPES[_name] = InputType(_name, _lazy, description="built in (resolved on use)",
+                                   modality="audio" if _name in DEFAULT_AUDIO_INPUTS else "image")

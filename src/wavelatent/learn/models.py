@@ -3,16 +3,18 @@
 ``SmallCNN(in_channels, in_size, dims=2)`` for images (``[N, C, S, S]``), ``dims=1`` for audio
 (``[N, C, S]``: the same layers with 1-D convolutions):
 
-* **stem**: brings any input to ``body_size x body_size`` (16) with ``width`` channels:
-  ``stem_layers`` 3x3 conv-BN-ReLU layers (channels ``width / 2**(layers-1)`` ... ``width``, at
-  least 16), of which the first ``n = log2(in_size / body_size)`` have stride 2 and the rest
-  stride 1. With ``stem_layers=None`` the stem is as short as possible (``max(n, 1)`` layers);
-  with a fixed ``stem_layers`` (3 for inputs up to 128 px) every input gets the same depth. So a
+* **stem**: brings any input to ``body_size`` (``body_size x body_size`` for images; ``wavelatent
+  learn`` uses the latent resolution: 16 for 128 px windows, 240 steps for 7,680 samples) with
+  ``width`` channels: ``stem_layers`` conv-BN-ReLU layers (``kernel`` taps, 3 for images and 5
+  for audio; channels ``width / 2**(layers-1)`` ... ``width``, at least 16), of which the first
+  ``n = log2(in_size / body_size)`` have stride 2 and the rest stride 1 (an input smaller than
+  the body gets no stride). With ``stem_layers=None`` the stem is as short as possible
+  (``max(n, 1)`` layers); with a fixed ``stem_layers`` every input gets the same depth. So a
   ``12x16x16`` latent, a ``3x32x32`` and a ``3x128x128`` image all reach the same
   ``width x 16 x 16`` feature map, and every input gets the same body.
-* **body** (identical for all inputs): a residual block at 16x16, a stride-2 transition and a
-  residual block at 8x8 (``2 width``), the same at 4x4 (``4 width``), global average pooling,
-  dropout, a linear classifier. Batch norm and ReLU throughout.
+* **body** (identical for all inputs): a residual block at the body size, a stride-2 transition
+  and a residual block at half of it (``2 width``), the same at a quarter (``4 width``), global
+  average pooling, dropout, a linear classifier. Batch norm and ReLU throughout.
 
 The stem is the only part whose cost depends on the input; ``macs()`` reports the total, and the
 learn results list it, so budgets can be compared (the 128 px stem does most of its work at 64x64).
