@@ -160,7 +160,6 @@ def test_real_bits_track_model_estimate(test_codec):
         assert est <= real <= 1.02 * est + 64
         # and the trained-rate model agrees with the integer tables (same prior)
         with torch.inference_mode():
-            y = test_codec.encode(to_tensor(img))
             model_bits = test_codec.prior.bits(test_codec.dequantize(q, quality), test_codec.config.step(quality))
         assert abs(model_bits.sum().item() - est) <= 0.02 * est + 64
 

@@ -342,7 +342,6 @@ def test_context_round_trip(shape):
 def test_context_coding_beats_factorized_on_clustered_magnitudes():
     """Symbols whose scale varies smoothly in space: the contexts must pay off, real bytes."""
     from wavelatent.entropy import context as cx
-    from wavelatent.train.context import SMOOTHING  # noqa: F401  (fitting is tested in test_train)
 
     rng = np.random.default_rng(2)
     C, h, w, N = 4, 64, 64, 41

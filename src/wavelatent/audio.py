@@ -35,7 +35,7 @@ import torch
 from . import container
 from .codec import WaveletCodec
 from .entropy import rans
-from .errors import HeaderError, InputError, LimitError, PresetError, UnsupportedAudioError
+from .errors import HeaderError, InputError, LimitError, UnsupportedAudioError
 from .io.audio import (
     BLOCK_FRAMES,
     DEFAULT_MAX_SAMPLES,

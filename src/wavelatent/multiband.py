@@ -7,9 +7,6 @@ low-variance components come out near zero and cost few bits: the KLT does the r
 """
 from __future__ import annotations
 
-import math
-import os
-
 import numpy as np
 import torch
 

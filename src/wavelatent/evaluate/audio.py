@@ -390,7 +390,7 @@ def _write(out_dir: Path, rows, curves, matched, excerpts, codecs) -> dict[str, 
         files["spectrogram"] = _plot_spectrogram(out_dir / "spectrogram.png", excerpts, codecs, curves)
     except ImportError:  # matplotlib is optional
         pass
-    lines = [f"# Audio evaluation\n", f"{len(excerpts)} file(s): " + ", ".join(
+    lines = ["# Audio evaluation\n", f"{len(excerpts)} file(s): " + ", ".join(
         f"{n} ({len(x) / r:.1f} s, {r} Hz, {x.shape[1]} ch)" for n, x, r in excerpts) + "\n"]
     lines.append("Means over files. Speeds: source frames per second of the codec call alone, "
                  "1 torch thread; ratios to Opus (geometric mean over its points) from the same run.\n")
