@@ -524,7 +524,8 @@ def plot_results(doc: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     runs = doc["runs"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
+    split = "test" if doc.get("experiment") == "spoken-digits" else "val"
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 4.5))
     names = [r["input"] for r in runs]
     tops = [100 * r["top1"] for r in runs]
     bars = a.bar(range(len(runs)), tops, color=[("tab:blue" if "latent" in n else "tab:gray") for n in names])
@@ -534,15 +535,24 @@ def plot_results(doc: dict, path: Path) -> None:
             label += f" / {r['bytes_coded']:,.0f} B"
         a.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.5, label, ha="center", va="bottom", fontsize=7)
     a.set_xticks(range(len(runs)), names, rotation=20, fontsize=8)
-    a.set_ylabel("val top-1 (%)")
+    a.set_ylabel(f"{split} top-1 (%)")
     a.set_ylim(0, max(tops + [1]) * 1.25)
     a.set_title("same CNN, epochs and augmentation (bytes: raw / coded per sample)", fontsize=9)
     for r in runs:
         b.plot([h["epoch"] for h in r["history"]], [100 * h["val_top1"] for h in r["history"]], marker=".", label=r["input"])
     b.set_xlabel("epoch")
-    b.set_ylabel("val top-1 (%)")
+    b.set_ylabel(f"{split} top-1 (%)")
     b.grid(alpha=0.3)
     b.legend(fontsize=8)
+    for r in runs:  # what the accuracy costs on disk: entropy-coded bytes where known, else raw
+        size = r.get("bytes_coded") or r["bytes_raw"]
+        c.scatter([size], [100 * r["top1"]], color="tab:blue" if "latent" in r["input"] else "tab:gray")
+        c.annotate(r["input"], (size, 100 * r["top1"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    c.set_xscale("log")
+    c.set_xlabel("bytes per sample on disk (entropy-coded; raw where no coder)")
+    c.set_ylabel(f"{split} top-1 (%)")
+    c.grid(alpha=0.3, which="both")
+    c.set_title("accuracy against storage", fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
