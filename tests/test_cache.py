@@ -227,7 +227,7 @@ def test_process_pool_equals_serial(folder, tmp_path, test_weights):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_ray_equals_local(folder, tmp_path, test_weights):
+def test_ray_equals_local(folder, tmp_path, test_weights, audio_folder, mono_weights):
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
@@ -235,6 +235,11 @@ def test_ray_equals_local(folder, tmp_path, test_weights):
             local = _build(folder, tmp_path / f"local-{storage}", test_weights, storage=storage)
             r = _build(folder, tmp_path / f"ray-{storage}", test_weights, storage=storage, engine="ray", jobs=2)
             assert r.index == local.index and r.written == 3  # same shards, byte for byte (sha256 in the index)
+        # audio caches take the same path
+        kw = dict(size=512, storage="coded", shard_size=4, progress=False)
+        local = build_cache(audio_folder, tmp_path / "a-local", mono_weights, **kw)
+        r = build_cache(audio_folder, tmp_path / "a-ray", mono_weights, engine="ray", jobs=2, **kw)
+        assert r.index == local.index and r.written == 2
     finally:
         ray.shutdown()
 
