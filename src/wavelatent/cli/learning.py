@@ -69,10 +69,11 @@ def add_parsers(sub) -> dict[str, Callable]:
                     "digits: latents-2x,samples-4k,samples-8k,samples-2k; also samples:RATE)")
     lp.add_argument("--plugin", action="append", default=[],
                     help="import this module first (it may register input types); repeatable")
-    lp.add_argument("--epochs", type=int, default=12)
-    lp.add_argument("--batch-size", type=int, default=64)
-    lp.add_argument("--lr", type=float, default=2e-3)
-    lp.add_argument("--weight-decay", type=float, default=0.05)
+    lp.add_argument("--epochs", type=int, default=12, help="training epochs for every input (12)")
+    lp.add_argument("--batch-size", type=int, default=64, help="samples per step (64)")
+    lp.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate (2e-3; one warmup epoch, "
+                    "then cosine)")
+    lp.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (0.05)")
     lp.add_argument("--width", type=int, default=32, help="CNN width at the latent resolution (doubles twice after)")
     lp.add_argument("--stem-layers", type=int, default=None, help="conv layers in every input's stem (default: "
                     "as few as the input needs: log2(input size / body size) stride-2 layers, or one stride-1 layer)")
@@ -82,10 +83,10 @@ def add_parsers(sub) -> dict[str, Callable]:
                     "(7680); the CNN body runs at crop/8 positions (crop/32 for audio), and every input's window "
                     "must be that times a power of two, or smaller")
     lp.add_argument("--grid", type=int, help="random crop offsets are multiples of this many pixels (8) or samples (32)")
-    lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--seed", type=int, default=0, help="seed of the network and of the crop/flip draws (0)")
     lp.add_argument("--limit-per-class", type=int, help="only the first N images of each class (quick runs)")
     lp.add_argument("-f", "--force", action="store_true", help="redo inputs whose results exist")
-    lp.add_argument("--no-progress", dest="progress", action="store_false")
+    lp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars or per-epoch log lines")
     return {"cache": cmd_cache, "learn": cmd_learn}
 
 
