@@ -86,3 +86,24 @@ def test_presets_resolve():
 def test_create_codec_is_seeded():
     a, b = create_codec("test-image", seed=3), create_codec("test-image", seed=3)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_serialize_is_reproducible_across_processes():
+    """safetensors orders its header by a per-process hash map; serialize() sorts it, so the same
+    codec gives the same bytes (and weights sha256) in every process, and any reader still loads it."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load
+
+    from wavelatent.weights import serialize
+
+    codec = create_codec("test-image", seed=0)
+    data = serialize(codec)
+    assert data[8 : 8 + int.from_bytes(data[:8], "little")].decode().startswith('{"__metadata__":{"config"')
+    loaded = load(data)
+    assert all(torch.equal(loaded[k], v) for k, v in codec.state_dict().items())
+    code = ("import hashlib; from wavelatent.models import create_codec; from wavelatent.weights import serialize; "
+            "print(hashlib.sha256(serialize(create_codec('test-image', seed=0))).hexdigest())")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert other == hashlib.sha256(data).hexdigest()

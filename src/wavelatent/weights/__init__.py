@@ -33,7 +33,12 @@ def has_shipped_weights(preset: str) -> bool:
 
 
 def serialize(codec: torch.nn.Module, extra: dict[str, str] | None = None) -> bytes:
-    """The weights file's bytes: the state dict plus config and versions in the metadata."""
+    """The weights file's bytes: the state dict plus config and versions in the metadata.
+
+    Byte-for-byte reproducible: safetensors writes its JSON header in hash-map order, which
+    changes from process to process, so the header is rewritten with sorted keys (same tensors,
+    same offsets); the sha256 of a codec that was never saved is then the same in every process.
+    """
     from safetensors.torch import save
 
     from .. import __version__
@@ -46,7 +51,15 @@ def serialize(codec: torch.nn.Module, extra: dict[str, str] | None = None) -> by
         "wavelatent_version": __version__,
         **(extra or {}),
     }
-    return save(tensors, metadata=metadata)
+    return _canonical_header(save(tensors, metadata=metadata))
+
+
+def _canonical_header(data: bytes) -> bytes:
+    """``data`` (safetensors bytes) with its header as sorted, compact JSON, space-padded to 8 bytes."""
+    n = struct.unpack("<Q", data[:8])[0]
+    text = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data[8 + n :]
 
 
 def save_weights(codec: torch.nn.Module, path: str | os.PathLike, *, extra: dict[str, str] | None = None) -> str:
