@@ -114,18 +114,15 @@ def get_input(name: str, *, crop: int = 128) -> InputType:
         spec = INPUT_TYPES[name]
         return _BUILTIN[name](crop=crop) if spec.features is _lazy else spec
     kind, sep, arg = name.partition(":")
-    if sep and kind == "pixels":
+    shrunk = {"pixels": (pixel_input, "pixels:N needs an integer N"),
+              "samples": (sample_input, "samples:RATE needs an integer rate in Hz")}
+    if sep and kind in shrunk:
+        make, need = shrunk[kind]
         try:
-            side = int(arg)
+            n = int(arg)
         except ValueError:
-            raise InputError(f"pixels:N needs an integer N, got {name!r}") from None
-        return pixel_input(side, crop=crop, name=name)
-    if sep and kind == "samples":
-        try:
-            rate = int(arg)
-        except ValueError:
-            raise InputError(f"samples:RATE needs an integer rate in Hz, got {name!r}") from None
-        return sample_input(rate, crop=crop, name=name)
+            raise InputError(f"{need}, got {name!r}") from None
+        return make(n, crop=crop, name=name)
     if sep and kind == "latents":
         target, at, q = arg.rpartition("@") if "@" in arg else (arg, "", "")
         try:
@@ -158,17 +155,20 @@ def pixel_input(side: int, *, crop: int = 128, name: str | None = None) -> Input
     if side < 1 or crop % side:
         raise InputError(f"pixels:{side}: the crop ({crop} px) must be a multiple of {side}")
     factor = crop // side
-
-    def features(images: np.ndarray) -> np.ndarray:
-        return box_downsample(images, factor)
-
-    def disk_bytes(crops: np.ndarray) -> dict:
-        x = box_downsample(crops, factor)
-        return {"raw": float(x[0].nbytes), "coded": float(np.mean([_png_bytes(v) for v in x])), "coded_as": "PNG"}
-
     how = "the pixels of the crop" if factor == 1 else f"the crop shrunk {factor}x by box filtering"
-    return InputType(name or f"pixels:{side}", features, 1.0, disk_bytes, f"{side}x{side}x3 pixels ({how})",
-                     reversible=True)
+    return _shrunk_input(name or f"pixels:{side}", partial(box_downsample, factor=factor), _png_bytes, "PNG",
+                         f"{side}x{side}x3 pixels ({how})", reversible=True)
+
+
+def _shrunk_input(name: str, shrink: FeatureFn, coded_bytes: Callable[[np.ndarray], int], coded_as: str,
+                  description: str, **kw) -> InputType:
+    """An input that is the signal itself, shrunk: stored raw, or losslessly coded one sample at a time."""
+
+    def disk_bytes(windows: np.ndarray) -> dict:
+        x = shrink(windows)
+        return {"raw": float(x[0].nbytes), "coded": float(np.mean([coded_bytes(v) for v in x])), "coded_as": coded_as}
+
+    return InputType(name, shrink, kw.pop("scale", 1.0), disk_bytes, description, **kw)
 
 
 # --- latents ----------------------------------------------------------------
@@ -263,18 +263,10 @@ def sample_input(rate: int, *, crop: int = 7680, name: str | None = None) -> Inp
     if rate < 1 or AUDIO_RATE % rate or crop % (AUDIO_RATE // rate):
         raise InputError(f"samples:{rate}: {AUDIO_RATE} / rate must be an integer that divides the crop ({crop})")
     factor = AUDIO_RATE // rate
-
-    def features(clips: np.ndarray) -> np.ndarray:
-        return resample_clips(clips, factor)
-
-    def disk_bytes(windows: np.ndarray) -> dict:
-        x = resample_clips(windows, factor)
-        return {"raw": float(x[0].nbytes), "coded": float(np.mean([_flac_bytes(v[0], rate) for v in x])),
-                "coded_as": "FLAC"}
-
     how = "the samples themselves" if factor == 1 else f"resampled {factor}x down"
-    return InputType(name or f"samples:{rate}", features, 1 / 32768, disk_bytes,
-                     f"{rate} Hz samples ({how})", modality="audio")
+    return _shrunk_input(name or f"samples:{rate}", partial(resample_clips, factor=factor),
+                         lambda v: _flac_bytes(v[0], rate), "FLAC", f"{rate} Hz samples ({how})",
+                         scale=1 / 32768, modality="audio")
 
 
 def taef2_input(*, crop: int = 128, name: str = "taef2") -> InputType:
