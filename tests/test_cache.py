@@ -383,3 +383,7 @@ def test_cli_cache_audio(audio_folder, tmp_path, mono_weights, capsys):
                  str(1 << 25), "--no-progress"]) == 1
     with pytest.raises(WavelatentError, match="--size must be an integer in 1..16777216"):
         build_cache(audio_folder, tmp_path / "d", mono_weights, size=1 << 25, progress=False)
+    # a shard is held in memory while it is written: long clips need smaller shards (said before any work)
+    with pytest.raises(WavelatentError, match="use --shard-size 16 or less"):
+        build_cache(audio_folder, tmp_path / "d", mono_weights, size=1 << 24, progress=False)
+    assert not (tmp_path / "d").exists()

@@ -78,6 +78,7 @@ INDEX_NAME = "index.json"
 STORAGES = ("raw", "coded")
 LABELS = ("from-folders", "from-prefix")
 MAX_AUDIO_SIZE = 1 << 24  # samples per cached clip (6 min at 44.1 kHz)
+MAX_SHARD_SYMBOLS = 1 << 27  # a shard's symbols are held in memory as int32 while it is written (512 MiB)
 ENGINES = ("local", "ray")
 SHARD_KIND = "latent-shard"
 _MAX_INDEX_BYTES = 1 << 30
@@ -148,9 +149,10 @@ def prepare_sample(source, codec, size: int) -> np.ndarray:
     return prepare_image(source, size, cfg.channels)
 
 
-def encode_symbols(codec, samples: np.ndarray | Sequence[np.ndarray], quality: int | None = None) -> np.ndarray:
+def encode_symbols(codec, samples: np.ndarray | Iterable[np.ndarray], quality: int | None = None) -> np.ndarray:
     """uint8 images ``[N, H, W, C]`` -> int32 symbols ``[N, K, h, w]``, one image per encoder call;
-    for an audio codec, float clips ``[N, C, L]`` -> ``[N, K, ceil(L / block)]``."""
+    for an audio codec, float clips ``[N, C, L]`` -> ``[N, K, ceil(L / block)]``. ``samples`` may be
+    a generator (only one sample is then held at a time)."""
     import torch
 
     from ..io.images import to_tensor
@@ -160,7 +162,10 @@ def encode_symbols(codec, samples: np.ndarray | Sequence[np.ndarray], quality: i
     out = []
     with torch.inference_mode():
         for v in samples:
-            x = torch.from_numpy(np.asarray(v, np.float32))[None].to(device) if audio else to_tensor(np.asarray(v), device)
+            if audio:
+                x = torch.from_numpy(np.asarray(v, np.float32))[None].to(device)
+            else:
+                x = to_tensor(np.asarray(v), device)
             out.append(codec.quantize(codec.encode(x), quality)[0].cpu().numpy())
     if not out:
         K = codec.config.latent_channels
@@ -401,6 +406,12 @@ def plan_cache(src, codec, *, quality=None, size=None, labels="from-folders", st
         raise InputError(f"--shard-size must be a positive integer, got {shard_size!r}")
     quality = cfg.check_quality(quality)
     src = Path(src)
+    latent_shape = [cfg.latent_channels, *codec.latent_size((size,) if audio else (size, size))]
+    per_sample = math.prod(latent_shape)
+    if shard_size * per_sample > MAX_SHARD_SYMBOLS:
+        raise InputError(f"--shard-size {shard_size} x {per_sample:,} symbols per sample would hold "
+                         f"{shard_size * per_sample:,} symbols in memory; use --shard-size "
+                         f"{max(1, MAX_SHARD_SYMBOLS // per_sample)} or less")
     paths, labs, classes = list_sources(src, labels, limit, cfg.modality)
     shards = [
         {"name": f"shard-{i // shard_size:06d}.{'tar' if storage == 'raw' else 'wlt'}", "first": i,
@@ -422,7 +433,7 @@ def plan_cache(src, codec, *, quality=None, size=None, labels="from-folders", st
             "(zero padded, or the centre kept)" if audio
             else f"short side to {size} px (Pillow bicubic, antialiased), centre crop {size}x{size}"
         ),
-        "latent_shape": [cfg.latent_channels, *codec.latent_size((size,) if audio else (size, size))],
+        "latent_shape": latent_shape,
         "storage": storage,
         "dtype": symbol_dtype(cfg.max_symbol(quality)).name,
         "shard_size": shard_size,
@@ -496,8 +507,7 @@ def _shard_task(index: dict, shard: dict, paths: list[Path], out: Path) -> dict:
 
 def run_shard(task: dict, codec) -> dict:
     """Encode one shard's files and write the shard atomically; returns ``{name, bytes, sha256}``."""
-    samples = [prepare_sample(p, codec, task["size"]) for p in task["paths"]]
-    symbols = encode_symbols(codec, samples, task["quality"])
+    symbols = encode_symbols(codec, (prepare_sample(p, codec, task["size"]) for p in task["paths"]), task["quality"])
     path = Path(task["out"]) / task["name"]
     if task["storage"] == "raw":
         data = write_raw_shard(path, task["first"], symbols, task["labels"], np.dtype(task["dtype"]))
@@ -618,8 +628,9 @@ def build_cache(
 
     ``codec``: a preset name, weights path or loaded codec. ``size``: pixels or samples (None: 128
     px, or one second of audio). ``labels``: "from-folders" (class = first folder under ``src``),
-    "from-prefix" (class = file name up to its first ``_``) or None. ``jobs``: worker processes (``engine="local"``) or Ray
-    actors (``engine="ray"``; a local Ray cluster is started unless one is already initialized).
+    "from-prefix" (class = file name up to its first ``_``) or None. ``jobs``: worker processes
+    (``engine="local"``) or Ray actors (``engine="ray"``; a local Ray cluster is started unless one
+    is already initialized).
     Finished shards are skipped on a rerun; a folder made with other weights or settings is refused.
     """
     import time

@@ -1,8 +1,8 @@
 """Torch datasets of latents: :class:`LatentDataset` over a cache, :class:`EncodedImageFolder` on the fly.
 
-Both yield ``y_hat [K, h, w]`` (``[K, t]`` for an audio cache) float32 (dequantized latents, ``q * step``) or the integer symbols
-``q`` (``output="symbols"``, int8/int16 as stored), plus the integer label when the source has
-labels: ``(x, label)``, else ``x`` alone.
+Both yield ``y_hat [K, h, w]`` (``[K, t]`` for an audio cache) float32 (dequantized latents,
+``q * step``) or the integer symbols ``q`` (``output="symbols"``, int8/int16 as stored), plus the
+integer label when the source has labels: ``(x, label)``, else ``x`` alone.
 
 Augmentation happens in latent space, after the cache:
 
@@ -140,8 +140,9 @@ class LatentDataset(_LatentView, Dataset):
 
     ``cache``: the cache folder. ``output``: "latents" (float ``y_hat``) or "symbols".
     ``crop`` (int or ``(h, w)`` in latent positions; int or ``(t,)`` for audio caches),
-    ``random_crop``, ``flip`` (images only): see the module docstring. ``weights``: for coded caches of unshipped weights, the weights file (a preset's
-    shipped weights are found by name); the weights hash is checked against the index.
+    ``random_crop``, ``flip`` (images only): see the module docstring. ``weights``: for coded
+    caches of unshipped weights, the weights file (a preset's shipped weights are found by name);
+    the weights hash is checked against the index.
     ``max_cached_shards``: shards kept decoded per process (None = all; a cache of 10,000
     ``12x16x16`` samples is 30 MB as int8).
     """

@@ -12,8 +12,8 @@ recordings ``n`` 0-4 are the test set, 5-49 training) -- the audio variant is de
    (one latent position; 2 pixels of a 32 px input) and horizontal flips with probability 1/2;
    validation takes the centre window. A flip is exact for every input: pixel features are
    reversed, other inputs (latents, whose reversal is not the latent of the mirrored image, see
-   :mod:`wavelatent.data.flip`) are computed a second time from the mirrored training images. Inputs are standardized per channel with the
-   training set's statistics.
+   :mod:`wavelatent.data.flip`) are computed a second time from the mirrored training images.
+   Inputs are standardized per channel with the training set's statistics.
 4. :class:`~wavelatent.learn.models.SmallCNN` with the same width, epochs, batch size, AdamW,
    one-epoch warmup then cosine learning rate, label smoothing, and seed for every input.
 
