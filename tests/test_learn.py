@@ -146,3 +146,40 @@ def test_flips_are_exact_for_latents(test_weights):
     assert p._mirrored is None  # pixels are reversed, never encoded twice
     g, c = p.grid, p.crop
     assert torch.equal(got[0], torch.from_numpy(p.x[0, :, :c, ::-1][:, :, g : g + c].copy()).float())
+
+
+def test_colorize_tiny(tmp_path, capsys):
+    """Both routes train, are scored against the colour crops, and each route's ceiling (its true
+    target rendered) scores better than showing the gray input."""
+    from PIL import Image
+
+    from wavelatent.learn.colorize import colorize, gray
+
+    from .conftest import smooth_image
+    from .test_cache import _cli
+
+    data = tmp_path / "data"
+    for split, n in (("train", 4), ("val", 2)):
+        for label in ("a", "b"):
+            (data / split / label).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(smooth_image(48, 48, seed=10 * i + len(label) + (split == "val"))).save(
+                    data / split / label / f"{i}.png")
+    im = smooth_image(8, 8, seed=1)
+    assert np.array_equal(gray(im[None])[0, :, :, 0], np.asarray(Image.fromarray(im).convert("L")))
+    args = ["learn", str(data), "-o", str(tmp_path / "o"), "--task", "colorize", "--epochs", "1", "--width", "8",
+            "--batch-size", "4", "--size", "48", "--crop", "32", "--no-progress"]
+    assert _cli(args) == 0
+    doc = json.loads((tmp_path / "o" / "colorize.json").read_text())
+    assert doc["train_samples"] == 8 and doc["val_samples"] == 4
+    lat, pix = doc["runs"]
+    assert lat["input_shape"] == [4, 4, 4] and lat["target_shape"] == [12, 4, 4]
+    assert pix["input_shape"] == [1, 8, 8] and pix["target_shape"] == [3, 8, 8]
+    for r in doc["runs"]:
+        assert r["psnr_target"] > r["psnr_gray_as_gray"] > 0 and np.isfinite(r["psnr_rgb"]) and len(r["history"]) == 1
+    assert "| latents |" in capsys.readouterr().out
+    images = np.zeros((2, 40, 40, 3), np.uint8)
+    with pytest.raises(InputError, match="multiples of 8"):
+        colorize(images, images, tmp_path / "x", crop=36)
+    fsdd = _digits(tmp_path / "fsdd")
+    assert _cli(["learn", str(fsdd), "-o", str(tmp_path / "y"), "--task", "colorize", "--no-progress"]) == 1

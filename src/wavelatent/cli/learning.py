@@ -67,6 +67,9 @@ def add_parsers(sub) -> dict[str, Callable]:
     lp.add_argument("--inputs", help="comma-separated input types (default for images: latents-16x,pixels-32,"
                     "pixels-128,latents-4x,pixels-64; also pixels:N, latents:PRESET_OR_WEIGHTS[@Q]; for spoken "
                     "digits: latents-2x,samples-4k,samples-8k,samples-2k; also samples:RATE)")
+    lp.add_argument("--task", default="classify", choices=("classify", "colorize"),
+                    help="classify (default), or colorize: predict colour from grayscale, image-gray-16x latents -> "
+                    "image-rgb-16x latents against 32 px gray -> 32 px colour thumbnails (writes OUT/colorize.*)")
     lp.add_argument("--plugin", action="append", default=[],
                     help="import this module first (it may register input types); repeatable")
     lp.add_argument("--epochs", type=int, default=12, help="training epochs for every input (12)")
@@ -122,9 +125,15 @@ def cmd_learn(a) -> int:
     opts = LearnOptions(
         data=a.data, out=a.out, inputs=inputs, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
         weight_decay=a.weight_decay, width=a.width, stem_layers=a.stem_layers, size=a.size, crop=a.crop,
-        grid=a.grid, seed=a.seed, limit_per_class=a.limit_per_class, force=a.force, progress=a.progress,
+        grid=a.grid, seed=a.seed, limit_per_class=a.limit_per_class, force=a.force, progress=a.progress, task=a.task,
     )
     doc = learn(opts)
+    if a.task == "colorize":
+        from ..learn.colorize import colorize_table
+
+        print(colorize_table(doc))
+        print(f"results: {Path(a.out) / 'colorize.json'}", file=sys.stderr)
+        return 0
     print(results_table(doc))
     print(f"results: {Path(a.out) / 'results.json'}", file=sys.stderr)
     return 0

@@ -92,12 +92,13 @@ class LearnOptions:
     seed: int = 0
     limit_per_class: int | None = None
     threads: int | None = None
+    task: str = "classify"  # or "colorize" (images only, see wavelatent.learn.colorize)
     force: bool = False
     progress: bool = True
 
     def settings(self) -> dict:
         """What a result depends on (a rerun with other settings redoes the run)."""
-        skip = {"out", "inputs", "threads", "force", "progress"}
+        skip = {"out", "inputs", "threads", "force", "progress", "task"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -427,6 +428,12 @@ def learn(opts: LearnOptions) -> dict:
             raise InputError(f"--{key.replace('_', '-')} must be positive")
     if opts.crop > opts.size:
         raise InputError(f"--crop ({opts.crop}) must not exceed --size ({opts.size})")
+    if opts.task not in ("classify", "colorize"):
+        raise InputError(f"--task must be 'classify' or 'colorize', got {opts.task!r}")
+    if opts.task == "colorize":
+        if task.modality != "image":
+            raise InputError("--task colorize takes images (DATA/train/<class>/*, DATA/val/<class>/*)")
+        return _colorize(data, out, opts)
     if opts.crop % task.body_factor:
         raise InputError(f"--crop ({opts.crop}) must be a multiple of {task.body_factor} for {task.name}")
     if not opts.inputs:
@@ -497,6 +504,18 @@ def learn(opts: LearnOptions) -> dict:
     except ImportError:
         log("matplotlib is not installed: no plot")
     return doc
+
+
+def _colorize(data: Path, out: Path, opts: LearnOptions) -> dict:
+    """``--task colorize``: the stored images of both splits, then :func:`wavelatent.learn.colorize.colorize`."""
+    from .colorize import colorize
+
+    out.mkdir(parents=True, exist_ok=True)
+    train, classes = prepare_split(data / "train", out, "train", opts.size, None, opts.limit_per_class, opts.progress)
+    val, _ = prepare_split(data / "val", out, "val", opts.size, classes, opts.limit_per_class, opts.progress)
+    return colorize(train.images, val.images, out, epochs=opts.epochs, batch_size=opts.batch_size, lr=opts.lr,
+                    weight_decay=opts.weight_decay, width=opts.width, crop=opts.crop, grid=opts.grid, seed=opts.seed,
+                    log=lambda m: _log(m, opts.progress))
 
 
 def results_table(doc: dict) -> str:
