@@ -153,7 +153,7 @@ def test_colorize_tiny(tmp_path, capsys):
     target rendered) scores better than showing the gray input."""
     from PIL import Image
 
-    from wavelatent.learn.colorize import colorize, gray
+    from wavelatent.learn.colorize import colorize, gray, keep_luma
 
     from .conftest import smooth_image
     from .test_cache import _cli
@@ -167,6 +167,10 @@ def test_colorize_tiny(tmp_path, capsys):
                     data / split / label / f"{i}.png")
     im = smooth_image(8, 8, seed=1)
     assert np.array_equal(gray(im[None])[0, :, :, 0], np.asarray(Image.fromarray(im).convert("L")))
+    grey = np.repeat(gray(im[None])[0], 3, axis=2)
+    assert np.abs(keep_luma(im, grey).astype(int) - im).max() <= 1  # an image's own luma gives it back
+    mid = keep_luma(im, np.full_like(im, 128))  # another luma: that luma (up to rounding where not clipped)
+    assert np.abs(gray(mid[None]).astype(int) - 128).mean() < 3
     args = ["learn", str(data), "-o", str(tmp_path / "o"), "--task", "colorize", "--epochs", "1", "--width", "8",
             "--batch-size", "4", "--size", "48", "--crop", "32", "--no-progress"]
     assert _cli(args) == 0
@@ -176,7 +180,8 @@ def test_colorize_tiny(tmp_path, capsys):
     assert lat["input_shape"] == [4, 4, 4] and lat["target_shape"] == [12, 4, 4]
     assert pix["input_shape"] == [1, 8, 8] and pix["target_shape"] == [3, 8, 8]
     for r in doc["runs"]:
-        assert r["psnr_target"] > r["psnr_gray_as_gray"] > 0 and np.isfinite(r["psnr_rgb"]) and len(r["history"]) == 1
+        assert r["psnr_target"] > r["psnr_gray_as_gray"] > 0 and len(r["history"]) == 1
+        assert np.isfinite(r["psnr_rgb"]) and np.isfinite(r["psnr_rgb_raw"])
     assert "| latents |" in capsys.readouterr().out
     images = np.zeros((2, 40, 40, 3), np.uint8)
     with pytest.raises(InputError, match="multiples of 8"):
