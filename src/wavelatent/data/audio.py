@@ -46,17 +46,20 @@ def fit_length(x: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def read_clip(path: str | os.PathLike, rate: int, channels: int) -> np.ndarray:
+    """One audio file as float32 ``[n, channels]`` at ``rate`` (resampled where needed, channels fitted)."""
+    with AudioReader(path) as r:
+        x, src_rate = r.read(), r.info.sample_rate
+    if src_rate != rate:
+        x = resample(x, src_rate, rate)
+    return np.ascontiguousarray(fit_channels(x, channels), dtype=np.float32)
+
+
 def load_audio(paths: list[Path], rate: int, channels: int, *, progress: bool = False) -> list[np.ndarray]:
-    """Decode files to float32 ``[n, channels]`` at ``rate`` (resampled where needed)."""
+    """Decode files to float32 ``[n, channels]`` at ``rate`` (:func:`read_clip` each)."""
     from tqdm import tqdm
 
-    out = []
-    for p in tqdm(paths, desc="loading audio", disable=not progress, leave=False):
-        with AudioReader(p) as r:
-            x, src_rate = r.read(), r.info.sample_rate
-        if src_rate != rate:
-            x = resample(x, src_rate, rate)
-        out.append(np.ascontiguousarray(fit_channels(x, channels), dtype=np.float32))
+    out = [read_clip(p, rate, channels) for p in tqdm(paths, desc="loading audio", disable=not progress, leave=False)]
     if not out:
         raise InputError("no audio files to train on")
     return out

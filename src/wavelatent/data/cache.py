@@ -131,14 +131,9 @@ def prepare_image(source, size: int, channels: int = 3) -> np.ndarray:
 def prepare_audio(source, size: int, rate: int, channels: int) -> np.ndarray:
     """An audio file -> float32 ``[channels, size]`` at ``rate``: resampled, channels fitted
     (:func:`~wavelatent.data.audio.fit_channels`), centred in ``size`` samples."""
-    from ..io.audio import read_audio, resample
-    from .audio import fit_channels, fit_length
+    from .audio import fit_length, read_clip
 
-    x, info = read_audio(source)
-    if info.sample_rate != rate:
-        x = resample(x, info.sample_rate, rate)
-    x = fit_length(fit_channels(x, channels), size)
-    return np.ascontiguousarray(x.T, dtype=np.float32)
+    return np.ascontiguousarray(fit_length(read_clip(source, rate, channels), size).T)
 
 
 def prepare_sample(source, codec, size: int) -> np.ndarray:

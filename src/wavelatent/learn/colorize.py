@@ -13,7 +13,7 @@ routes of equal size, the same CNN family and budget:
     latents); target: the colour image shrunk 4x (3x32x32, as many values as the RGB latents);
     the prediction is upsampled 4x (bicubic).
 
-The CNN (``DenseCNN``) keeps its input resolution: a 3x3 stem to ``width`` channels, ``blocks``
+The CNN (:func:`dense_cnn`) keeps its input resolution: a 3x3 stem to ``width`` channels, ``blocks``
 residual blocks, a 3x3 head; inputs and targets are standardized per channel with training
 statistics and the loss is MSE on them. Every route is scored by PSNR-RGB of its 128 px output
 against the colour crop -- with the chroma of the prediction and the luma of the route's own gray
@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["GRAY_PRESET", "RGB_PRESET", "DenseCNN", "colorize"]
+__all__ = ["GRAY_PRESET", "RGB_PRESET", "colorize", "dense_cnn", "gray", "keep_luma"]
 
 GRAY_PRESET = "image-gray-16x"
 RGB_PRESET = "image-rgb-16x"
@@ -60,14 +60,13 @@ def keep_luma(colour: np.ndarray, grey: np.ndarray) -> np.ndarray:
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
 
-def _latents(preset: str, images: np.ndarray) -> tuple[np.ndarray, float]:
+def _latents(preset: str, images: np.ndarray) -> np.ndarray:
     """Dequantized latents ``[N, K, H/8, W/8]`` float32 of uint8 images at the preset's default quality."""
     from ..data.cache import encode_symbols
     from ..models import load_codec
 
     codec = load_codec(preset)
-    step = codec.config.step(None)
-    return encode_symbols(codec, images).astype(np.float32) * np.float32(step), step
+    return encode_symbols(codec, images).astype(np.float32) * np.float32(codec.config.step(None))
 
 
 def _shrink(images: np.ndarray) -> np.ndarray:
@@ -76,7 +75,7 @@ def _shrink(images: np.ndarray) -> np.ndarray:
     return box_downsample(images, SHRINK).astype(np.float32) / np.float32(255)
 
 
-def DenseCNN(cin: int, cout: int, *, width: int = 64, blocks: int = 4):  # noqa: N802 - a module factory
+def dense_cnn(cin: int, cout: int, *, width: int = 64, blocks: int = 4):
     """``[N, cin, h, w]`` -> ``[N, cout, h, w]``: 3x3 stem, ``blocks`` residual blocks, 3x3 head."""
     from torch import nn
 
@@ -127,6 +126,7 @@ def colorize(train_images: np.ndarray, val_images: np.ndarray, out: Path, *, epo
 
     from ..evaluate.metrics import psnr
     from ..models import load_codec
+    from .experiment import warmup_cosine
     from .models import count_macs
 
     size = train_images.shape[1]
@@ -139,7 +139,7 @@ def colorize(train_images: np.ndarray, val_images: np.ndarray, out: Path, *, epo
     data: dict[str, dict[str, _Pairs]] = {"latents": {}, "pixels": {}}
     for name, imgs in (("train", train_images), ("flip", flipped), ("val", val_images)):
         g = gray(imgs)
-        data["latents"][name] = _Pairs(_latents(GRAY_PRESET, g)[0], _latents(RGB_PRESET, imgs)[0], 8)
+        data["latents"][name] = _Pairs(_latents(GRAY_PRESET, g), _latents(RGB_PRESET, imgs), 8)
         data["pixels"][name] = _Pairs(_shrink(g), _shrink(imgs), SHRINK)
     log(f"colorize: features in {time.perf_counter() - t0:.0f} s")
     rgb = load_codec(RGB_PRESET)
@@ -169,14 +169,12 @@ def colorize(train_images: np.ndarray, val_images: np.ndarray, out: Path, *, epo
         xm, xs = _stats(tr.x)
         ym, ys = _stats(tr.y)
         torch.manual_seed(seed)
-        model = DenseCNN(tr.x.shape[1], tr.y.shape[1], width=width, blocks=blocks)
+        model = dense_cnn(tr.x.shape[1], tr.y.shape[1], width=width, blocks=blocks)
         c = crop // tr.factor
         macs = count_macs(model, (tr.x.shape[1], c, c))
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         steps = math.ceil(N / batch_size)
-        total, warm = steps * epochs, min(steps, steps * epochs)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: (s + 1) / warm if s < warm else
-                                                  0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+        sched = warmup_cosine(opt, steps, epochs)
         positions = (size - crop) // grid + 1
         history = []
         t_run = time.perf_counter()

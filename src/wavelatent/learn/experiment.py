@@ -288,6 +288,21 @@ def _fingerprint(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).view(np.uint8).reshape(-1)).hexdigest()[:16]
 
 
+def warmup_cosine(opt, steps_per_epoch: int, epochs: int):
+    """The learning-rate schedule of every ``learn`` run: linear warmup over one epoch, then cosine to 0."""
+    import torch
+
+    total = steps_per_epoch * epochs
+    warmup = min(steps_per_epoch, total)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts: LearnOptions,
                 features: tuple[_Features, _Features] | None = None, log: Callable[[str], None] = lambda m: None,
                 task: Task = TASKS["images"]) -> dict:
@@ -334,15 +349,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     N = len(train.labels)
     steps_per_epoch = math.ceil(N / opts.batch_size)
-    total = steps_per_epoch * opts.epochs
-    warmup = min(steps_per_epoch, total)
-
-    def lr_factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    sched = warmup_cosine(opt, steps_per_epoch, opts.epochs)
     val_x = to_input(fval.batch(np.arange(len(val.labels)), None, None))
     val_y = torch.from_numpy(val.labels)
     ytr = torch.from_numpy(train.labels)

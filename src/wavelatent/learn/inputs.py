@@ -174,57 +174,26 @@ def _shrunk_input(name: str, shrink: FeatureFn, coded_bytes: Callable[[np.ndarra
 # --- latents ----------------------------------------------------------------
 def latent_input(preset_or_weights: str, quality: int | None = None, *, name: str | None = None,
                  crop: int = 128) -> InputType:
-    """Integer latent symbols of a codec (int8/int16), scaled by the quantization step."""
+    """Integer latent symbols (int8/int16) of an RGB image codec, or of a mono 8 kHz audio codec
+    (for int16 clips), scaled by the quantization step; encoded exactly as ``wavelatent cache`` does."""
     from ..data.cache import coded_shard_bytes, encode_symbols, symbol_dtype
     from ..models import load_codec
 
     codec = load_codec(preset_or_weights)
     cfg = codec.config
-    if cfg.modality == "audio" and cfg.channels == 1:
-        return _audio_latent_input(codec, quality, name or f"latents:{preset_or_weights}")
-    if cfg.modality != "image" or cfg.channels != 3:
-        raise InputError(f"latent inputs need an RGB image or a mono audio preset, got {cfg.name}")
+    audio = cfg.modality == "audio"
+    if (cfg.channels != 1 or cfg.sample_rate != AUDIO_RATE) if audio else cfg.channels != 3:
+        raise InputError(f"latent inputs need an RGB image or a mono {AUDIO_RATE} Hz audio preset, got {cfg.name}")
     quality = cfg.check_quality(quality)
     dtype = symbol_dtype(cfg.max_symbol(quality))
 
-    def features(images: np.ndarray) -> np.ndarray:
-        return encode_symbols(codec, images, quality).astype(dtype)
+    def symbols(samples: np.ndarray) -> np.ndarray:
+        if audio:  # int16 clips [N, L] -> float [1, L] one at a time
+            samples = (np.asarray(c, np.float32)[None] / 32768.0 for c in samples)
+        return encode_symbols(codec, samples, quality)
 
-    def disk_bytes(crops: np.ndarray) -> dict:
-        from ..api import _sha
-
-        q = encode_symbols(codec, crops, quality)
-        coded = coded_shard_bytes(codec, quality, 0, q, None, _sha(codec))
-        return {"raw": float(q[0].size * dtype.itemsize), "coded": len(coded) / len(q), "coded_as": "rANS shard (.wlt)"}
-
-    K = cfg.latent_channels
-    return InputType(name or f"latents:{preset_or_weights}", features, cfg.step(quality), disk_bytes,
-                     f"{cfg.name} latents q{quality}: {K} channels at 1/{cfg.block} resolution")
-
-
-def _audio_latent_input(codec, quality: int | None, name: str) -> InputType:
-    """Symbols of a mono audio codec for int16 clips ``[N, L]``: ``[N, K, L / block]``."""
-    import torch
-
-    from ..data.cache import coded_shard_bytes, symbol_dtype
-
-    cfg = codec.config
-    if cfg.sample_rate != AUDIO_RATE:
-        raise InputError(f"{cfg.name} codes {cfg.sample_rate} Hz audio; the clips are {AUDIO_RATE} Hz")
-    quality = cfg.check_quality(quality)
-    dtype = symbol_dtype(cfg.max_symbol(quality))
-    device = next(codec.parameters()).device
-
-    def symbols(clips: np.ndarray) -> np.ndarray:
-        out = [np.zeros((0, cfg.latent_channels, len(clips[0]) // cfg.block if len(clips) else 0), np.int32)]
-        with torch.inference_mode():
-            for i in range(0, len(clips), 256):
-                x = torch.from_numpy(np.asarray(clips[i : i + 256], np.float32) / 32768.0)[:, None].to(device)
-                out.append(codec.quantize(codec.encode(x), quality).cpu().numpy().astype(np.int32))
-        return np.concatenate(out)
-
-    def features(clips: np.ndarray) -> np.ndarray:
-        return symbols(clips).astype(dtype)
+    def features(samples: np.ndarray) -> np.ndarray:
+        return symbols(samples).astype(dtype)
 
     def disk_bytes(windows: np.ndarray) -> dict:
         from ..api import _sha
@@ -233,9 +202,10 @@ def _audio_latent_input(codec, quality: int | None, name: str) -> InputType:
         coded = coded_shard_bytes(codec, quality, 0, q, None, _sha(codec))
         return {"raw": float(q[0].size * dtype.itemsize), "coded": len(coded) / len(q), "coded_as": "rANS shard (.wlt)"}
 
-    return InputType(name, features, cfg.step(quality), disk_bytes,
-                     f"{cfg.name} latents q{quality}: {cfg.latent_channels} channels, one step per {cfg.block} samples",
-                     modality="audio")
+    K = cfg.latent_channels
+    where = f", one step per {cfg.block} samples" if audio else f" at 1/{cfg.block} resolution"
+    return InputType(name or f"latents:{preset_or_weights}", features, cfg.step(quality), disk_bytes,
+                     f"{cfg.name} latents q{quality}: {K} channels{where}", modality=cfg.modality)
 
 
 def resample_clips(clips: np.ndarray, factor: int) -> np.ndarray:
