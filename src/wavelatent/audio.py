@@ -33,9 +33,11 @@ import numpy as np
 import torch
 
 from . import container
+from .bitstream import LatentCoder
 from .codec import WaveletCodec
-from .entropy import rans
 from .errors import HeaderError, InputError, LimitError, UnsupportedAudioError
+from .headers import audio_header, check_entropy, checked_codec, field
+from .models import pick_codec
 from .io.audio import (
     BLOCK_FRAMES,
     DEFAULT_MAX_SAMPLES,
@@ -104,13 +106,10 @@ def choose_audio_preset(rate: int, channels: int) -> str:
     return STEREO_PRESET
 
 
-def _resolve(codec: Any, rate: int, channels: int) -> WaveletCodec:
-    from .models import load_codec
+def _audio_codec(codec: Any, rate: int, channels: int) -> WaveletCodec:
+    from .models import resolve_codec
 
-    if isinstance(codec, WaveletCodec):
-        model = codec
-    else:
-        model = load_codec(codec if codec is not None else choose_audio_preset(rate, channels))
+    model = resolve_codec(codec if codec is not None else choose_audio_preset(rate, channels))
     if model.config.modality != MODALITY:
         raise InputError(f"preset {model.config.name} codes {model.config.modality}, not audio")
     return model
@@ -186,21 +185,24 @@ def compress_audio(
     quality: int | None = None,
     *,
     chunk_frames: int | None = None,
+    preset: str | os.PathLike | WaveletCodec | None = None,
 ) -> bytes:
     """Compress samples ``[frames, channels]`` (or ``[frames]``; float in [-1, 1], or int16 /
     int32 / uint8 PCM) at ``sample_rate`` Hz to .wlt bytes.
 
-    ``codec``: a preset name, weights file or loaded codec; None picks by rate and channels.
+    ``codec``: a preset name, weights file or loaded codec; None picks by rate and channels
+    (``preset=`` is an old alias).
     ``quality``: 1 (smallest) .. the preset's number of qualities; None = preset default.
     ``chunk_frames``: frames per chunk at the preset's rate (memory vs a little rate); default
     :data:`CHUNK_SAMPLES` divided by the number of channel groups.
     """
+    codec = pick_codec(codec, preset)
     x, subtype = _as_float(samples)
     rate = _check_rate(sample_rate)
     peak = float(np.abs(x).max())
     gain = 1.0 / peak if peak > 1.0 else 1.0
     blocks = (x[i : i + BLOCK_FRAMES] for i in range(0, len(x), BLOCK_FRAMES))
-    return _compress(blocks, rate, x.shape[1], len(x), subtype, "array", gain, _resolve(codec, rate, x.shape[1]),
+    return _compress(blocks, rate, x.shape[1], len(x), subtype, "array", gain, _audio_codec(codec, rate, x.shape[1]),
                      quality, chunk_frames)
 
 
@@ -210,15 +212,18 @@ def compress_audio_file(
     quality: int | None = None,
     *,
     chunk_frames: int | None = None,
+    preset: str | os.PathLike | WaveletCodec | None = None,
 ) -> bytes:
-    """Compress an audio file (path, ``-`` for stdin, bytes) to .wlt bytes, reading it in blocks."""
+    """Compress an audio file (path, ``-`` for stdin, bytes) to .wlt bytes, reading it in blocks.
+    ``codec`` as for :func:`compress_audio` (``preset=`` is an old alias)."""
+    codec = pick_codec(codec, preset)
     with AudioReader(source) as reader:
         info = reader.info
         gain = 1.0
         if info.subtype in ("FLOAT", "DOUBLE") or info.format in ("OGG", "MP3"):
             peak = reader.peak()
             gain = 1.0 / peak if peak > 1.0 else 1.0
-        model = _resolve(codec, info.sample_rate, info.channels)
+        model = _audio_codec(codec, info.sample_rate, info.channels)
         return _compress(reader.blocks(), info.sample_rate, info.channels, info.frames, info.subtype, info.format,
                          gain, model, quality, chunk_frames)
 
@@ -240,8 +245,6 @@ def _chunk_positions(chunk_frames: int | None, block: int, groups: int) -> int:
 
 def _compress(blocks: Iterable[np.ndarray], rate: int, channels: int, frames: int, subtype: str, fmt: str,
               gain: float, codec: WaveletCodec, quality: int | None, chunk_frames: int | None) -> bytes:
-    from .api import _sha, _version
-
     cfg = codec.config
     quality = cfg.check_quality(quality)
     if frames > MAX_FRAMES:
@@ -258,7 +261,7 @@ def _compress(blocks: Iterable[np.ndarray], rate: int, channels: int, frames: in
         blocks = (b * np.float32(gain) for b in blocks)
     signal = _Extended(resample_blocks(blocks, rate, cfg.sample_rate, frames), coded_frames, keep=2 * (E + H + 1) * s)
     device = next(codec.parameters()).device
-    tables, offset = codec.tables(quality), cfg.max_symbol(quality)
+    coder = LatentCoder(codec, quality)
     blobs: list[bytes] = []
     for p0 in range(-E, M + E, T):
         p1 = min(p0 + T, M + E)
@@ -266,29 +269,23 @@ def _compress(blocks: Iterable[np.ndarray], rate: int, channels: int, frames: in
         xt = torch.from_numpy(np.ascontiguousarray(x.T)).view(G, cfg.channels, -1).to(device)
         with torch.inference_mode():
             q = codec.quantize(codec.encode(xt)[..., H : H + p1 - p0], quality)  # [G, K, n]
-        symbols = q.transpose(0, 1).reshape(K, -1).cpu().numpy() + offset
-        blobs.append(rans.encode(symbols, tables))
-    header = {
-        "modality": MODALITY,
-        "preset": cfg.name,
-        "preset_version": cfg.version,
-        "weights_sha256": _sha(codec),
-        "sample_rate": rate,
-        "channels": channels,
-        "frames": frames,
-        "subtype": subtype,
-        "source_format": fmt,
-        "gain": gain,
-        "coded_rate": cfg.sample_rate,
-        "coded_frames": coded_frames,
-        "groups": groups,
-        "block": s,
-        "margin": E,
-        "chunk": T,
-        "latent_shape": [G, K, M + 2 * E],
-        "quality": quality,
-        "wavelatent_version": _version(),
-    }
+        blobs.append(coder.compress(q.transpose(0, 1).reshape(K, -1)))  # groups side by side: [K, G * n]
+    header = audio_header(
+        codec, quality, entropy=coder.entropy,
+        sample_rate=rate,
+        channels=channels,
+        frames=frames,
+        subtype=subtype,
+        source_format=fmt,
+        gain=gain,
+        coded_rate=cfg.sample_rate,
+        coded_frames=coded_frames,
+        groups=groups,
+        block=s,
+        margin=E,
+        chunk=T,
+        latent_shape=[G, K, M + 2 * E],
+    )
     lengths = np.array([len(b) for b in blobs], dtype="<u4").tobytes()
     return container.pack(header, {"latent": b"".join(blobs), "chunks": lengths})
 
@@ -313,24 +310,22 @@ class _Layout:
 
 
 def _layout(data: bytes, codec, limits: container.Limits) -> _Layout:
-    from .api import _checked_codec, _field
-
     c = container.unpack(data, limits=limits)
     h = c.header
     if h.get("modality") != MODALITY:
         raise HeaderError(f"not an audio file (modality {h.get('modality')!r:.40})")
-    model = _checked_codec(h, codec)
+    model = checked_codec(h, codec)
     cfg = model.config
     if cfg.modality != MODALITY:
         raise HeaderError(f"an audio file names {cfg.name}, which codes {cfg.modality}")
-    quality = _field(h, "quality", int, lambda v: 1 <= v <= cfg.qualities)
-    rate = _field(h, "sample_rate", int, lambda v: 1 <= v <= MAX_RATE)
-    channels = _field(h, "channels", int, lambda v: 1 <= v <= MAX_CHANNELS)
-    frames = _field(h, "frames", int, lambda v: 1 <= v <= MAX_FRAMES)
+    quality = field(h, "quality", int, lambda v: 1 <= v <= cfg.qualities)
+    rate = field(h, "sample_rate", int, lambda v: 1 <= v <= MAX_RATE)
+    channels = field(h, "channels", int, lambda v: 1 <= v <= MAX_CHANNELS)
+    frames = field(h, "frames", int, lambda v: 1 <= v <= MAX_FRAMES)
     gain = h.get("gain")
     if not isinstance(gain, (int, float)) or isinstance(gain, bool) or not (0 < gain <= 1):
         raise HeaderError(f"header field 'gain' is missing or invalid: {gain!r:.40}")
-    _field(h, "subtype", str)
+    field(h, "subtype", str)
     if h.get("coded_rate") != cfg.sample_rate:
         raise HeaderError(f"coded rate {h.get('coded_rate')!r:.40} is not {cfg.name}'s {cfg.sample_rate} Hz")
     coded_frames = resampled_length(frames, rate, cfg.sample_rate)
@@ -342,11 +337,12 @@ def _layout(data: bytes, codec, limits: container.Limits) -> _Layout:
     geo = geometry(model)
     if h.get("block") != geo.block or h.get("margin") != geo.margin:
         raise HeaderError("block or margin do not fit the codec")
-    T = _field(h, "chunk", int, lambda v: 1 <= v * geo.block * len(groups) <= MAX_CHUNK_SAMPLES)
+    T = field(h, "chunk", int, lambda v: 1 <= v * geo.block * len(groups) <= MAX_CHUNK_SAMPLES)
     M = math.ceil(coded_frames / geo.block)
     P = M + 2 * geo.margin
     if h.get("latent_shape") != [len(groups), cfg.latent_channels, P]:
         raise HeaderError(f"latent shape {h.get('latent_shape')!r:.80} does not fit the file")
+    check_entropy(h, cfg.context)
     if set(c.streams) != {"latent", "chunks"}:
         raise HeaderError(f"an audio file has streams 'latent' and 'chunks', not {sorted(c.streams)}")
     count = math.ceil(P / T)
@@ -367,7 +363,7 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None) -> Iterator[n
     s, E, Hs, R = geo.block, geo.margin, geo.synthesis, geo.decoder
     G, K, T, P = len(lay.groups), cfg.latent_channels, lay.chunk, lay.positions
     M = P - 2 * E
-    tables, offset = model.tables(lay.quality), cfg.max_symbol(lay.quality)
+    coder = LatentCoder(model, lay.quality)
     step = T if chunk_frames is None else _chunk_positions(chunk_frames, s, G)
     latent = lay.streams["latent"]
     cache: dict[int, torch.Tensor] = {}
@@ -377,7 +373,7 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None) -> Iterator[n
         if i not in cache:
             n = min(T, P - i * T)
             blob = latent[lay.offsets[i] : lay.offsets[i + 1]]
-            sym = rans.decode(blob, tables, G * n).astype(np.int32) - offset
+            sym = coder.decompress(blob, (G * n,))
             cache[i] = torch.from_numpy(sym).view(K, G, n).transpose(0, 1)
         return cache[i]
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from typing import Any
+
 from . import container
+from .bitstream import LatentCoder
 from .codec import WaveletCodec
-from .entropy import rans
 from .errors import HeaderError, InputError, LimitError, UnsupportedInputError
+from .headers import check_multiband_header, multiband_header
 from .io.images import DEFAULT_MAX_PIXELS
 
 DTYPES = ("uint8", "uint16", "float32", "float64")
@@ -51,8 +54,6 @@ def klt(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def compress_bands(array: np.ndarray, codec: WaveletCodec, quality: int | None = None,
                    *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """``[H, W, N]`` array -> .wlt bytes, with ``codec`` a 1-channel image codec."""
-    from .api import _sha, _version
-
     array = _as_bands(array)
     cfg = codec.config
     if cfg.modality != "image" or cfg.channels != 1:
@@ -70,51 +71,28 @@ def compress_bands(array: np.ndarray, codec: WaveletCodec, quality: int | None =
     device = next(codec.parameters()).device
     with torch.inference_mode():
         q = codec.quantize(codec.encode(x.to(device)), quality)  # [N, K, h, w]
-    K = cfg.latent_channels
-    symbols = q.transpose(0, 1).reshape(K, -1).cpu().numpy() + cfg.max_symbol(quality)
     side = np.concatenate([mean, basis.reshape(-1), [scale]]).astype("<f8").tobytes()
-    header = {
-        "modality": MODALITY,
-        "preset": cfg.name,
-        "preset_version": cfg.version,
-        "weights_sha256": _sha(codec),
-        "height": H,
-        "width": W,
-        "bands": N,
-        "dtype": array.dtype.name,
-        "latent_shape": [N, *q.shape[1:]],
-        "quality": quality,
-        "transform": "klt",
-        "wavelatent_version": _version(),
-    }
-    return container.pack(header, {"latent": rans.encode(symbols, codec.tables(quality)), "klt": side})
+    # bands side by side: [K, N, h, w]; the factorized model, whatever the preset's context (the format has no field)
+    latent = LatentCoder(codec, quality, entropy="none").compress(q.transpose(0, 1))
+    header = multiband_header(codec, quality, height=H, width=W, bands=N, dtype=array.dtype.name,
+                              latent_shape=[N, *q.shape[1:]])
+    return container.pack(header, {"latent": latent, "klt": side})
 
 
 def decompress_bands(header: dict, streams: dict[str, bytes], codec: WaveletCodec,
                      *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The inverse of :func:`compress_bands` given an unpacked, hash-checked container."""
-    from .api import _field
-
-    cfg = codec.config
-    H = _field(header, "height", int, lambda v: v >= 1)
-    W = _field(header, "width", int, lambda v: v >= 1)
-    N = _field(header, "bands", int, lambda v: 1 <= v <= MAX_BANDS)
+    H, W, N, dtype, quality, (h, w) = check_multiband_header(header, codec, max_bands=MAX_BANDS, dtypes=DTYPES)
     if H * W > max_pixels or H * W * N > 4 * max_pixels:
         raise LimitError(f"array of {W}x{H}x{N} exceeds the limit of {max_pixels} pixels")
-    dtype = _field(header, "dtype", str, lambda v: v in DTYPES)
-    quality = _field(header, "quality", int, lambda v: 1 <= v <= cfg.qualities)
-    K = cfg.latent_channels
-    h, w = codec.latent_size((H, W))
-    if header.get("latent_shape") != [N, K, h, w] or cfg.channels != 1:
-        raise HeaderError(f"latent shape {header.get('latent_shape')!r} does not fit {W}x{H}x{N} and {cfg.name}")
     if set(streams) != {"latent", "klt"} or len(streams["klt"]) != 8 * (N + N * N + 1):
         raise HeaderError("a multi-band file needs a latent stream and a KLT stream of the right size")
     side = np.frombuffer(streams["klt"], dtype="<f8")
     mean, basis, scale = side[:N], side[N : N + N * N].reshape(N, N), float(side[-1])
     if not (np.isfinite(side).all() and scale > 0):
         raise HeaderError("KLT side information is not finite")
-    symbols = rans.decode(streams["latent"], codec.tables(quality), N * h * w)
-    q = torch.from_numpy(symbols.astype(np.int32) - cfg.max_symbol(quality)).view(K, N, h, w).transpose(0, 1)
+    symbols = LatentCoder(codec, quality, entropy="none").decompress(streams["latent"], (N, h, w))
+    q = torch.from_numpy(symbols).transpose(0, 1)  # [N, K, h, w]
     device = next(codec.parameters()).device
     with torch.inference_mode():
         x_hat = codec.decode(codec.dequantize(q.contiguous().to(device), quality), (H, W))
@@ -124,3 +102,15 @@ def decompress_bands(header: dict, streams: dict[str, bytes], codec: WaveletCode
         info = np.iinfo(dtype)
         out = np.clip(np.round(out), info.min, info.max)
     return out.astype(dtype)
+
+
+def multiband_info(header: dict, file_bytes: int) -> dict[str, Any]:
+    """What follows from a multi-band header: ``bpp`` (file bits per pixel, all bands together),
+    ``bits_per_sample`` (per pixel and band) and ``compression_ratio`` against the array's bytes."""
+    h, w, n, dtype = header.get("height"), header.get("width"), header.get("bands"), header.get("dtype")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**31 for v in (h, w, n)):
+        return {}
+    info: dict[str, Any] = {"bpp": 8 * file_bytes / (h * w), "bits_per_sample": 8 * file_bytes / (h * w * n)}
+    if dtype in DTYPES and file_bytes:
+        info["compression_ratio"] = h * w * n * np.dtype(dtype).itemsize / file_bytes
+    return info

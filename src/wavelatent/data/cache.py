@@ -22,8 +22,9 @@ Two storage formats, chosen per cache:
     One ``.wlt`` container per shard, ``shard-000000.wlt`` (magic, version, JSON header, CRC32;
     see :mod:`wavelatent.container`): header ``kind="latent-shard"`` with the preset, weights
     hash, quality, latent shape, sample count and labels; stream ``lengths`` (u32 little-endian
-    byte length of each sample) and stream ``latents`` (the samples' rANS streams, each exactly
-    the ``latent`` stream of the ``.wlt`` file of that resized image). Smallest.
+    byte length of each sample) and stream ``latents`` (the samples' streams, each exactly
+    the ``latent`` stream of the ``.wlt`` file of that resized image, coded by the preset's entropy
+    model, named in the header field ``entropy`` unless it is the factorized ``"none"``). Smallest.
 
 ``index.json`` (written atomically, first as a plan with ``"complete": false``, then final)::
 
@@ -145,23 +146,24 @@ def prepare_sample(source, codec, size: int) -> np.ndarray:
 
 
 def encode_symbols(codec, samples: np.ndarray | Iterable[np.ndarray], quality: int | None = None) -> np.ndarray:
-    """uint8 images ``[N, H, W, C]`` -> int32 symbols ``[N, K, h, w]``, one image per encoder call;
+    """uint8 images ``[N, H, W, C]`` -> int32 symbols ``[N, K, h, w]``, one image per encoder call
+    (:func:`wavelatent.pixels.encode_image_symbols`, exactly as :func:`wavelatent.compress`);
     for an audio codec, float clips ``[N, C, L]`` -> ``[N, K, ceil(L / block)]``. ``samples`` may be
     a generator (only one sample is then held at a time)."""
     import torch
 
-    from ..io.images import to_tensor
+    from ..pixels import encode_image_symbols
 
     device = next(codec.parameters()).device
     audio = codec.config.modality == "audio"
     out = []
-    with torch.inference_mode():
-        for v in samples:
-            if audio:
+    for v in samples:
+        if audio:
+            with torch.inference_mode():
                 x = torch.from_numpy(np.asarray(v, np.float32))[None].to(device)
-            else:
-                x = to_tensor(np.asarray(v), device)
-            out.append(codec.quantize(codec.encode(x), quality)[0].cpu().numpy())
+                out.append(codec.quantize(codec.encode(x), quality)[0].cpu().numpy())
+        else:  # the path wavelatent.compress takes: same symbols, same bytes
+            out.append(encode_image_symbols(codec, np.asarray(v), quality))
     if not out:
         K = codec.config.latent_channels
         return np.zeros((0, K, 0) if audio else (0, K, 0, 0), np.int32)
@@ -234,14 +236,14 @@ def read_raw_shard(path) -> tuple[list[str], np.ndarray, list[int] | None]:
 
 
 def coded_shard_bytes(codec, quality: int, first: int, symbols: np.ndarray, labels: Sequence[int] | None, sha: str) -> bytes:
-    """One ``.wlt`` container holding every sample's rANS stream (see the module docstring)."""
+    """One ``.wlt`` container holding every sample's stream (see the module docstring), coded by the
+    codec's entropy model exactly as :func:`wavelatent.compress` codes the ``latent`` stream."""
     from .. import container
-    from ..entropy import rans
+    from ..bitstream import LatentCoder
 
     cfg = codec.config
-    tables = codec.tables(quality)
-    offset = cfg.max_symbol(quality)
-    streams = [rans.encode(q.reshape(q.shape[0], -1) + offset, tables) for q in symbols]
+    coder = LatentCoder(codec, quality)
+    streams = [coder.compress(q) for q in symbols]
     header = {
         "kind": SHARD_KIND,
         "modality": "latent",
@@ -253,6 +255,8 @@ def coded_shard_bytes(codec, quality: int, first: int, symbols: np.ndarray, labe
         "count": len(streams),
         "labels": None if labels is None else [int(v) for v in labels],
     }
+    if coder.entropy != "none":  # shards without the field hold factorized streams
+        header["entropy"] = coder.entropy
     lengths = struct.pack(f"<{len(streams)}I", *(len(s) for s in streams))
     return container.pack(header, {"lengths": lengths, "latents": b"".join(streams)})
 
@@ -272,17 +276,17 @@ def read_coded_shard(path_or_bytes, codec, expect: tuple[int, Sequence[int]] | N
     refused before anything is allocated.
     """
     from .. import container
-    from ..api import _sha
-    from ..entropy import rans
+    from ..bitstream import LatentCoder
+    from ..weights import weights_sha256
 
     data = Path(path_or_bytes).read_bytes() if not isinstance(path_or_bytes, (bytes, bytearray)) else path_or_bytes
     c = container.unpack(data)
     h = c.header
     if h.get("kind") != SHARD_KIND or set(c.streams) != {"lengths", "latents"}:
         raise CacheError("not a latent shard (kind or streams differ)")
-    if h.get("weights_sha256") != _sha(codec):
+    if h.get("weights_sha256") != weights_sha256(codec):
         raise CacheMismatchError(
-            f"the shard was written with weights {str(h.get('weights_sha256'))[:12]}…, not {_sha(codec)[:12]}…"
+            f"the shard was written with weights {str(h.get('weights_sha256'))[:12]}…, not {weights_sha256(codec)[:12]}…"
         )
     quality = codec.config.check_quality(h.get("quality"))
     shape = h.get("latent_shape")
@@ -294,21 +298,25 @@ def read_coded_shard(path_or_bytes, codec, expect: tuple[int, Sequence[int]] | N
         raise CacheError(f"bad latent shard header: latent_shape {shape!r}, count {n!r}")
     if expect is not None and (n != expect[0] or shape != list(expect[1])):
         raise CacheError(f"the shard holds {n} x {shape}, the index says {expect[0]} x {list(expect[1])}")
-    per_channel = math.prod(shape[1:])
+    entropy = h.get("entropy", "none")
+    if not isinstance(entropy, str) or entropy not in (codec.config.context, "none"):
+        raise CacheError(f"the shard's entropy model {entropy!r:.40} is not {codec.config.name}'s")
+    try:
+        coder = LatentCoder(codec, quality, entropy=entropy)
+    except WavelatentError as e:
+        raise CacheError(f"the shard's entropy model {entropy!r:.40} cannot be decoded: {e}") from None
     lengths = np.frombuffer(c.streams["lengths"], dtype="<u4")
     if len(lengths) != n or int(lengths.sum()) != len(c.streams["latents"]):
         raise CacheError("latent shard stream lengths do not add up")
-    tables = codec.tables(quality)
     out = np.empty((n, *shape), np.int32)
     pos = 0
     blob = c.streams["latents"]
     for i, size in enumerate(lengths.tolist()):
         try:
-            out[i] = rans.decode(blob[pos : pos + size], tables, per_channel).reshape(shape)
+            out[i] = coder.decompress(blob[pos : pos + size], shape[1:])
         except EntropyCodingError as e:
             raise CacheError(f"latent shard sample {i} does not decode: {e}") from None
         pos += size
-    out -= codec.config.max_symbol(quality)
     return h, out
 
 
@@ -387,7 +395,7 @@ def plan_cache(src, codec, *, quality=None, size=None, labels="from-folders", st
     operator (:func:`wavelatent.data.flip.fit_flip`) is fitted here, on the first ``flip_images``
     images (0: none; flips are then plain reversals); audio caches have none.
     """
-    from ..api import _sha
+    from ..weights import weights_sha256
 
     cfg = codec.config
     audio = cfg.modality == "audio"
@@ -417,7 +425,7 @@ def plan_cache(src, codec, *, quality=None, size=None, labels="from-folders", st
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "preset": cfg.name,
-        "weights_sha256": _sha(codec),
+        "weights_sha256": weights_sha256(codec),
         "config": cfg.to_dict(),
         "quality": quality,
         "step": cfg.step(quality),
@@ -526,8 +534,7 @@ def _worker_init(weights: bytes, sha: str) -> None:
     from ..weights import deserialize
 
     torch.set_num_threads(1)
-    _WORKER_CODEC = deserialize(weights, source="<cache job>")
-    _WORKER_CODEC.weights_sha256 = sha
+    _WORKER_CODEC = deserialize(weights, source="<cache job>", sha256=sha)  # the hash of the file it came from
 
 
 def _worker_run(task: dict) -> dict:
@@ -547,12 +554,12 @@ def _run_local(tasks: list[dict], codec, jobs: int, progress: bool) -> Iterable[
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        from ..weights import serialize
+        from ..weights import serialize, weights_sha256
 
         weights = serialize(codec)
         ctx = mp.get_context("spawn")  # no fork after torch has started its threads
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(weights, codec.weights_sha256)) as pool:
+                                 initargs=(weights, weights_sha256(codec))) as pool:
             futures = [pool.submit(_worker_run, t) for t in tasks]
             for f in as_completed(futures):
                 yield f.result()
@@ -577,7 +584,7 @@ def _run_ray(tasks: list[dict], codec, jobs: int, progress: bool) -> Iterable[di
         import ray
     except ImportError:
         raise CacheError("--engine ray needs Ray Data: pip install 'wavelatent[scale]'") from None
-    from ..weights import serialize
+    from ..weights import serialize, weights_sha256
 
     started = not ray.is_initialized()
     if started:  # a local cluster; connect to a real one with ray.init(address=...) before calling
@@ -589,7 +596,7 @@ def _run_ray(tasks: list[dict], codec, jobs: int, progress: bool) -> Iterable[di
         ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
         ds = ds.map_batches(
             _RayShardEncoder,
-            fn_constructor_kwargs={"weights": serialize(codec), "sha": codec.weights_sha256},
+            fn_constructor_kwargs={"weights": serialize(codec), "sha": weights_sha256(codec)},
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=max(1, jobs)),
             num_cpus=1,
@@ -630,15 +637,16 @@ def build_cache(
     """
     import time
 
-    from ..api import _resolve, _sha
+    from ..models import resolve_codec
+    from ..weights import weights_sha256
 
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if not isinstance(jobs, int) or jobs < 1:
         raise InputError(f"--jobs must be a positive integer, got {jobs!r}")
     t0 = time.perf_counter()
-    codec = _resolve(codec)
-    _sha(codec)
+    codec = resolve_codec(codec)
+    weights_sha256(codec)
     index, paths = plan_cache(src, codec, quality=quality, size=size, labels=labels, storage=storage,
                               shard_size=shard_size, limit=limit, flip_images=flip_images)
     out = Path(out)

@@ -186,14 +186,13 @@ class LatentDataset(_LatentView, Dataset):
         """The codec the cache was made with (shipped preset or ``weights``), hash checked."""
         if self._codec is None:
             from ..models import load_codec
-
-            from ..api import _sha
+            from ..weights import weights_sha256
 
             codec = load_codec(self._weights if self._weights is not None else self.index["preset"])
-            if _sha(codec) != self.index["weights_sha256"]:
+            if weights_sha256(codec) != self.index["weights_sha256"]:
                 raise CacheError(
                     f"{self.root} was made with weights {self.index['weights_sha256'][:12]}…; the codec given has "
-                    f"{_sha(codec)[:12]}… (pass weights= the file it was made with)"
+                    f"{weights_sha256(codec)[:12]}… (pass weights= the file it was made with)"
                 )
             self._codec = codec
         return self._codec
@@ -264,10 +263,10 @@ class EncodedImageFolder(_LatentView, Dataset):
         random_crop: bool = False,
         flip: bool = False,
     ) -> None:
-        from ..api import _resolve
+        from ..models import resolve_codec
 
         self.root = Path(root)
-        self.codec = _resolve(codec)
+        self.codec = resolve_codec(codec)
         cfg = self.codec.config
         if cfg.modality != "image":
             raise InputError(f"EncodedImageFolder takes an image preset; {cfg.name} codes {cfg.modality}")

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EntropyCodingError
-from .rans import MAX_SYMBOLS, _constriction, _models
-from .tables import _check_tables
+from .rans import MAX_SYMBOLS, constriction_module, categorical_models
+from .tables import check_tables
 
 __all__ = [
     "ANCHOR_LEVELS", "BUCKETS", "CONTEXTS", "LEVELS", "THRESHOLDS", "ContextTables", "combination", "contexts", "decode",
@@ -157,7 +157,7 @@ def encode(q: np.ndarray, t: ContextTables) -> bytes:
         raise EntropyCodingError(f"symbols must be in [-{half}, {half}]")
     if q.size == 0 or N == 1:
         return b""
-    models = _models(_check_tables(np.asarray(t.freqs).reshape(C * CONTEXTS, N)))
+    models = categorical_models(check_tables(np.asarray(t.freqs).reshape(C * CONTEXTS, N)))
     anchors, ctx_a, ctx_o = _split_contexts(q, t)
     groups: list[tuple[np.ndarray, int]] = []  # (indices, model) in decoding order
     for sym_all, ctx in ((q[:, anchors], ctx_a), (q[:, ~anchors], ctx_o)):
@@ -167,7 +167,7 @@ def encode(q: np.ndarray, t: ContextTables) -> bytes:
             bounds = np.searchsorted(ctx[k][order], np.arange(CONTEXTS + 1))
             for j in np.nonzero(np.diff(bounds))[0]:
                 groups.append((sym_all[k][order[bounds[j] : bounds[j + 1]]], k * CONTEXTS + int(j)))
-    coder = _constriction().stream.stack.AnsCoder()
+    coder = constriction_module().stream.stack.AnsCoder()
     for sym, m in reversed(groups):  # a stack: the first group decoded is pushed last
         coder.encode_reverse(sym, models[m])
     return coder.get_compressed().astype("<u4").tobytes()
@@ -193,8 +193,8 @@ def decode(data: bytes, t: ContextTables, shape: tuple[int, int], *, max_symbols
         return q.astype(np.int32)
     anchors = _checkerboard(h, w)
     try:
-        models = _models(_check_tables(np.asarray(t.freqs).reshape(C * CONTEXTS, N)))
-        coder = _constriction().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        models = categorical_models(check_tables(np.asarray(t.freqs).reshape(C * CONTEXTS, N)))
+        coder = constriction_module().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         mag = np.zeros((C, h, w), dtype=np.int64)
         prev = np.zeros((h, w), dtype=np.int64)  # sum of |q_j| over the channels decoded so far
         for k in range(C):  # anchors

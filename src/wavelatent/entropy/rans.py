@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EntropyCodingError
-from .tables import PRECISION, _check_indices, _check_tables
+from .tables import PRECISION, check_indices, check_tables
 
-__all__ = ["CODER_PRECISION", "MAX_SYMBOLS", "decode", "encode"]
+__all__ = ["CODER_PRECISION", "MAX_SYMBOLS", "categorical_models", "constriction_module", "decode", "encode"]
 
 CODER_PRECISION = 24
 """Fixed-point precision of constriction's default ANS coder models."""
@@ -31,7 +31,7 @@ MAX_SYMBOLS = 1 << 28
 _SHIFT = 1 << (CODER_PRECISION - PRECISION)
 
 
-def _constriction():
+def constriction_module():
     try:
         import constriction
     except ImportError as exc:  # pragma: no cover - a hard dependency
@@ -39,9 +39,9 @@ def _constriction():
     return constriction
 
 
-def _models(freqs: np.ndarray) -> list:
+def categorical_models(freqs: np.ndarray) -> list:
     """One concrete constriction model per row of validated ``freqs [C, N]`` (int64)."""
-    categorical = _constriction().stream.model.Categorical
+    categorical = constriction_module().stream.model.Categorical
     weights = (freqs * _SHIFT - 1).astype(np.float64)  # exact: see module docstring
     return [categorical(np.ascontiguousarray(row), perfect=False) for row in weights]
 
@@ -53,12 +53,12 @@ def encode(indices: np.ndarray, freqs: np.ndarray) -> bytes:
     Returns little-endian uint32 words. Raises EntropyCodingError for bad shapes, symbols
     out of range or invalid tables.
     """
-    f = _check_tables(freqs)
-    q = _check_indices(indices, f.shape[0], f.shape[1])
+    f = check_tables(freqs)
+    q = check_indices(indices, f.shape[0], f.shape[1])
     if q.size == 0 or f.shape[1] == 1:  # nothing to code: a one-symbol table carries no information
         return b""
-    coder = _constriction().stream.stack.AnsCoder()
-    models = _models(f)
+    coder = constriction_module().stream.stack.AnsCoder()
+    models = categorical_models(f)
     # A stack: push the last channel first so that channel 0 pops first; encode_reverse
     # pushes each row back to front so that it decodes front to back.
     for c in range(q.shape[0] - 1, -1, -1):
@@ -79,7 +79,7 @@ def decode(data: bytes, freqs: np.ndarray, n: int, *, max_symbols: int = MAX_SYM
         view = memoryview(data).cast("B")
     except TypeError:
         raise EntropyCodingError(f"data must be bytes-like, got {type(data).__name__}") from None
-    f = _check_tables(freqs)
+    f = check_tables(freqs)
     channels, symbols = f.shape
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise EntropyCodingError(f"n must be an int, got {n!r}")
@@ -97,9 +97,9 @@ def decode(data: bytes, freqs: np.ndarray, n: int, *, max_symbols: int = MAX_SYM
     words = np.frombuffer(view, dtype="<u4").astype(np.uint32)
     out = np.empty((channels, n), dtype=np.int32)
     try:
-        stream = _constriction().stream
+        stream = constriction_module().stream
         coder = stream.stack.AnsCoder(words)
-        models = _models(f)
+        models = categorical_models(f)
         for c in range(channels):
             out[c] = coder.decode(models[c], n)
         leftover = not coder.is_empty()

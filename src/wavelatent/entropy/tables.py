@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import EntropyCodingError
 
-__all__ = ["PRECISION", "ideal_bits", "quantize_pmf"]
+__all__ = ["PRECISION", "check_indices", "check_tables", "ideal_bits", "quantize_pmf"]
 
 PRECISION = 16
 """Bits of the integer tables: every row of a table sums to ``2**PRECISION``."""
@@ -99,7 +99,7 @@ def quantize_pmf(pmf: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     return freqs.astype(np.uint32).reshape(shape)
 
 
-def _check_tables(freqs: np.ndarray, precision: int = PRECISION) -> np.ndarray:
+def check_tables(freqs: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     """Validate ``freqs [C, N]``; return it as int64. Raises EntropyCodingError."""
     f = np.asarray(freqs)
     if f.ndim != 2 or f.shape[1] < 1:
@@ -119,7 +119,7 @@ def _check_tables(freqs: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     return f
 
 
-def _check_indices(indices: np.ndarray, channels: int, symbols: int) -> np.ndarray:
+def check_indices(indices: np.ndarray, channels: int, symbols: int) -> np.ndarray:
     """Validate ``indices [C, n]`` against ``C`` channels and ``N`` symbols; return int64."""
     q = np.asarray(indices)
     if q.ndim != 2 or q.shape[0] != channels:
@@ -140,8 +140,8 @@ def ideal_bits(indices: np.ndarray, freqs: np.ndarray, precision: int = PRECISIO
     Channel ``c`` is measured with table ``freqs[c]`` (``[C, N]``): the size an ideal
     entropy coder would reach, and the one the rANS coder approaches.
     """
-    f = _check_tables(freqs, precision)
-    q = _check_indices(indices, f.shape[0], f.shape[1])
+    f = check_tables(freqs, precision)
+    q = check_indices(indices, f.shape[0], f.shape[1])
     if q.size == 0:
         return 0.0
     used = np.take_along_axis(f, q, axis=-1)

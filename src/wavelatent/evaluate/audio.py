@@ -160,8 +160,8 @@ class WavelatentAudioCodec:
     kind = "wavelatent"
 
     def __init__(self, source: Any, *, name: str | None = None) -> None:
-        from ..api import _sha
         from ..models import load_codec
+        from ..weights import weights_sha256
 
         self.codec = load_codec(source) if not hasattr(source, "config") else source
         cfg = self.codec.config
@@ -170,7 +170,7 @@ class WavelatentAudioCodec:
         self.name = name or f"wavelatent-{cfg.name}"
         self.preset = cfg.name
         self.default_point = cfg.default_quality
-        self.description = (f"wavelatent {cfg.name}: {cfg.description} weights sha256 {_sha(self.codec)[:12]}")
+        self.description = (f"wavelatent {cfg.name}: {cfg.description} weights sha256 {weights_sha256(self.codec)[:12]}")
 
     def points(self) -> list:
         return list(range(1, self.codec.config.qualities + 1))

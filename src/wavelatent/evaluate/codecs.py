@@ -232,9 +232,9 @@ class WavelatentCodec:
         self._qualities = list(qualities) if qualities else list(range(1, cfg.qualities + 1))
         for q in self._qualities:
             cfg.check_quality(q)
-        from ..api import _sha
+        from ..weights import weights_sha256
 
-        sha = _sha(codec)
+        sha = weights_sha256(codec)
         self.description = f"wavelatent {cfg.name}: {cfg.description} weights sha256 {sha[:12]}"
 
     @property

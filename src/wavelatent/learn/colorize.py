@@ -79,9 +79,9 @@ def dense_cnn(cin: int, cout: int, *, width: int = 64, blocks: int = 4):
     """``[N, cin, h, w]`` -> ``[N, cout, h, w]``: 3x3 stem, ``blocks`` residual blocks, 3x3 head."""
     from torch import nn
 
-    from .models import _Block, _conv_bn
+    from .models import ResidualBlock, conv_bn
 
-    return nn.Sequential(_conv_bn(2, cin, width), *[_Block(2, width, width) for _ in range(blocks)],
+    return nn.Sequential(conv_bn(2, cin, width), *[ResidualBlock(2, width, width) for _ in range(blocks)],
                          nn.Conv2d(width, cout, 3, 1, 1))
 
 

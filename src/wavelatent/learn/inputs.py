@@ -196,10 +196,10 @@ def latent_input(preset_or_weights: str, quality: int | None = None, *, name: st
         return symbols(samples).astype(dtype)
 
     def disk_bytes(windows: np.ndarray) -> dict:
-        from ..api import _sha
+        from ..weights import weights_sha256
 
         q = symbols(windows)
-        coded = coded_shard_bytes(codec, quality, 0, q, None, _sha(codec))
+        coded = coded_shard_bytes(codec, quality, 0, q, None, weights_sha256(codec))
         return {"raw": float(q[0].size * dtype.itemsize), "coded": len(coded) / len(q), "coded_as": "rANS shard (.wlt)"}
 
     K = cfg.latent_channels

@@ -32,21 +32,21 @@ __all__ = ["SmallCNN", "count_macs"]
 _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d), 2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d)}
 
 
-def _conv_bn(dims: int, cin: int, cout: int, stride: int = 1, k: int = 3, act: bool = True) -> nn.Sequential:
+def conv_bn(dims: int, cin: int, cout: int, stride: int = 1, k: int = 3, act: bool = True) -> nn.Sequential:
     conv, bn, _ = _LAYERS[dims]
     layers = [conv(cin, cout, k, stride, k // 2, bias=False), bn(cout)]
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if act else nn.Sequential(*layers)
 
 
-class _Block(nn.Module):
+class ResidualBlock(nn.Module):
     """Residual block: two ``k``-tap convs (the first may stride), a 1x1 projection when the shape changes."""
 
     def __init__(self, dims: int, cin: int, cout: int, stride: int = 1, k: int = 3) -> None:
         super().__init__()
-        self.conv1 = _conv_bn(dims, cin, cout, stride, k)
-        self.conv2 = _conv_bn(dims, cout, cout, 1, k, act=False)
+        self.conv1 = conv_bn(dims, cin, cout, stride, k)
+        self.conv2 = conv_bn(dims, cout, cout, 1, k, act=False)
         self.skip = (
-            nn.Identity() if stride == 1 and cin == cout else _conv_bn(dims, cin, cout, stride, 1, act=False)
+            nn.Identity() if stride == 1 and cin == cout else conv_bn(dims, cin, cout, stride, 1, act=False)
         )
         self.act = nn.ReLU(inplace=True)
 
@@ -72,13 +72,13 @@ class SmallCNN(nn.Module):
         c = in_channels
         for i in range(depth):  # stride 2 down to body_size, then stride 1; the last layer gives `width`
             out = width if i == depth - 1 else min(width, max(16, width // 2 ** (depth - 1 - i)))
-            layers.append(_conv_bn(dims, c, out, stride=2 if i < n else 1, k=kernel))
+            layers.append(conv_bn(dims, c, out, stride=2 if i < n else 1, k=kernel))
             c = out
         self.stem = nn.Sequential(*layers)
         self.body = nn.Sequential(
-            _Block(dims, width, width, k=kernel),
-            _Block(dims, width, 2 * width, stride=2, k=kernel),
-            _Block(dims, 2 * width, 4 * width, stride=2, k=kernel),
+            ResidualBlock(dims, width, width, k=kernel),
+            ResidualBlock(dims, width, 2 * width, stride=2, k=kernel),
+            ResidualBlock(dims, 2 * width, 4 * width, stride=2, k=kernel),
         )
         self.head = nn.Sequential(_LAYERS[dims][2](1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
         self.in_channels, self.in_size, self.stem_downsamples = in_channels, in_size, n

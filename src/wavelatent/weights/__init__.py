@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import struct
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -66,7 +67,39 @@ def save_weights(codec: torch.nn.Module, path: str | os.PathLike, *, extra: dict
     """Write ``codec`` atomically to ``path``; returns the file's sha256 (also set on the codec)."""
     data = serialize(codec, extra)
     atomic_write(Path(path), data)
-    codec.weights_sha256 = hashlib.sha256(data).hexdigest()
+    return remember_sha256(codec, hashlib.sha256(data).hexdigest())
+
+
+# codec -> fingerprint of its tensors when ``codec.weights_sha256`` was last set or computed
+_FINGERPRINTS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(codec: torch.nn.Module) -> tuple:
+    """Where every parameter and buffer lives and how often it was written in place: it changes when a
+    tensor is replaced (``.double()``, ``.to()``, ``load_state_dict``) or edited in place (optimizer
+    steps, ``p.add_()`` under ``no_grad``: the tensor's version counter). Costs microseconds."""
+    return tuple(
+        (name, t.data_ptr(), t.dtype, tuple(t.shape), t._version)
+        for name, t in (*codec.named_parameters(), *codec.named_buffers())
+    )
+
+
+def remember_sha256(codec: torch.nn.Module, sha: str) -> str:
+    """Record ``sha`` as the hash of ``codec``'s weights as they are now (after loading or saving)."""
+    codec.weights_sha256 = sha
+    _FINGERPRINTS[codec] = _fingerprint(codec)
+    return sha
+
+
+def weights_sha256(codec: torch.nn.Module) -> str:
+    """The sha256 of ``codec``'s weights file as the weights are *now*: the hash recorded when it was
+    loaded or saved while no tensor has been replaced or edited in place since, else the hash of
+    :func:`serialize` (recomputed once per change). Edits through ``tensor.data`` bypass the version
+    counter and are not seen; use ``torch.no_grad()`` and the tensor itself."""
+    fp = _fingerprint(codec)
+    if codec.weights_sha256 is None or _FINGERPRINTS.get(codec) != fp:
+        codec.weights_sha256 = hashlib.sha256(serialize(codec)).hexdigest()
+        _FINGERPRINTS[codec] = fp
     return codec.weights_sha256
 
 
@@ -96,8 +129,9 @@ def read_metadata(data: bytes) -> dict[str, str]:
     return meta
 
 
-def deserialize(data: bytes, *, source: str = "<bytes>"):
-    """Build a codec from weights bytes (strict: every tensor must match the config's model)."""
+def deserialize(data: bytes, *, source: str = "<bytes>", sha256: str | None = None):
+    """Build a codec from weights bytes (strict: every tensor must match the config's model).
+    ``sha256``: the hash of ``data`` when the caller already knows it."""
     from safetensors.torch import load
 
     from ..codec import WaveletCodec
@@ -108,18 +142,27 @@ def deserialize(data: bytes, *, source: str = "<bytes>"):
         tensors = load(data)
     except Exception as e:  # safetensors raises its own error type for malformed files
         raise WeightsError(f"{source}: cannot read tensors: {e}") from None
-    codec = WaveletCodec(config)
+    with torch.device("meta"):  # no storage and no random init: the loaded tensors are assigned (ms, not 100s of ms)
+        codec = WaveletCodec(config)
+    expected = {k: (v.dtype, v.shape) for k, v in codec.state_dict().items()}
     try:
-        codec.load_state_dict(tensors, strict=True)
+        codec.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as e:
         raise WeightsError(f"{source}: weights do not match config {config.name!r}: {e}") from None
-    codec.weights_sha256 = hashlib.sha256(data).hexdigest()
+    wrong = [k for k, v in codec.state_dict().items() if (v.dtype, v.shape) != expected[k] or v.is_meta]
+    if wrong:
+        raise WeightsError(f"{source}: weights do not match config {config.name!r}: dtype or shape of {wrong[:3]}")
+    remember_sha256(codec, sha256 if sha256 is not None else hashlib.sha256(data).hexdigest())
     return codec.eval()
 
 
 def load_weights(path: str | os.PathLike):
     """Load a codec from a ``.safetensors`` weights file."""
     path = Path(path)
+    return deserialize(_read_weights_file(path), source=str(path))
+
+
+def _read_weights_file(path: Path) -> bytes:
     if path.exists() and not path.is_file():
         raise WeightsError(f"{path}: not a regular file")
     try:
@@ -129,16 +172,19 @@ def load_weights(path: str | os.PathLike):
         data = path.read_bytes()
     except OSError as e:
         raise WeightsError(f"cannot read weights {path}: {e.strerror or e}") from None
-    return deserialize(data, source=str(path))
+    return data
 
 
 @lru_cache(maxsize=8)
-def _load_shipped(preset: str, mtime_ns: int):
-    return load_weights(shipped_path(preset))
+def _shipped_bytes(preset: str, mtime_ns: int) -> tuple[bytes, str]:
+    """The shipped file's bytes and sha256 (immutable, so safe to share)."""
+    data = _read_weights_file(shipped_path(preset))
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def load_shipped(preset: str):
-    """The shipped weights of a registered preset (cached; callers must not modify the codec)."""
+    """A fresh codec with the shipped weights of a registered preset (the file's bytes are cached,
+    never the module: callers may train, move or convert what they get)."""
     from ..registry import get_config
 
     get_config(preset)  # unknown names raise PresetError
@@ -148,4 +194,5 @@ def load_shipped(preset: str):
             f"preset {preset!r} has no shipped weights; train it with `wavelatent train --preset {preset}` "
             "and pass the exported file with --weights"
         )
-    return _load_shipped(preset, path.stat().st_mtime_ns)
+    data, sha = _shipped_bytes(preset, path.stat().st_mtime_ns)
+    return deserialize(data, source=str(path), sha256=sha)
