@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+import wavelatent as wl
 from wavelatent import container
 from wavelatent.data import EncodedImageFolder, LatentDataset, build_cache, read_index
 from wavelatent.data.cache import CacheError, CacheMismatchError, prepare_image
@@ -21,7 +22,7 @@ from wavelatent.errors import WavelatentError
 from wavelatent.io.images import to_tensor
 from wavelatent.models import load_codec
 
-from .conftest import smooth_image
+from .conftest import DATA, smooth_image
 
 SIZE = 32  # test-image: J=2, so 8x8 latents of 6 channels
 
@@ -387,3 +388,38 @@ def test_cli_cache_audio(audio_folder, tmp_path, mono_weights, capsys):
     with pytest.raises(WavelatentError, match="use --shard-size 16 or less"):
         build_cache(audio_folder, tmp_path / "d", mono_weights, size=1 << 24, progress=False)
     assert not (tmp_path / "d").exists()
+
+
+IMAGENETTE_VAL = DATA / "imagenette" / "val"
+
+
+@pytest.mark.parametrize("preset", ["image-rgb-16x", "image-rgb-4x"])
+def test_coded_cache_streams_are_compress_streams(tmp_path, preset):
+    """A coded cache sample is, byte for byte, the ``latent`` stream ``wavelatent.compress`` writes
+    for the same resized image (same uint8 path, same entropy model: image-rgb-4x's context model)."""
+    import shutil
+
+    from wavelatent.data.cache import read_coded_shard
+
+    if not IMAGENETTE_VAL.is_dir():
+        pytest.skip("Imagenette is not in shared/data")
+    sources = [sorted(d.glob("*.JPEG"))[0] for d in sorted(IMAGENETTE_VAL.iterdir())[:3]]
+    src = tmp_path / "src"
+    for p in sources:
+        (src / p.parent.name).mkdir(parents=True)
+        shutil.copy(p, src / p.parent.name / p.name)
+    result = build_cache(src, tmp_path / "cache", preset, storage="coded", progress=False, flip_images=0)
+    quality = result.index["quality"]
+    shard = (tmp_path / "cache" / result.index["shards"][0]["name"]).read_bytes()
+    c = container.unpack(shard)
+    lengths = np.frombuffer(c.streams["lengths"], dtype="<u4")
+    streams = np.split(np.frombuffer(c.streams["latents"], np.uint8), np.cumsum(lengths)[:-1])
+    codec = wl.load_codec(preset)
+    _, symbols = read_coded_shard(shard, codec)
+    assert len(streams) == len(sources)
+    for i, entry in enumerate(result.index["sources"]):
+        img = prepare_image(src / entry["name"], result.index["size"], 3)
+        data = wl.compress(img, preset, quality)
+        assert streams[i].tobytes() == container.unpack(data).streams["latent"], entry["name"]
+        header = container.read_header(data)
+        assert symbols[i].shape == tuple(header["latent_shape"])
