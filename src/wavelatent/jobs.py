@@ -40,6 +40,9 @@ def compress_file(
 
     if str(dst) != "-" and Path(dst).is_dir():
         raise OutputError(f"{dst} is a directory")
+    if str(dst) != "-" and Path(dst).suffix.lower() != WLT_SUFFIX:
+        raise OutputError(f"{dst}: compressed files are written as {WLT_SUFFIX} (or - for stdout), "
+                          f"not {Path(dst).suffix or 'a name without suffix'!r}")
     if str(dst) != "-" and Path(dst).exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
     t0 = time.perf_counter()
@@ -71,7 +74,9 @@ def decompress_file(
     if str(dst) != "-" and Path(dst).exists() and not force:
         raise OutputExistsError(f"{dst} exists; use --force to overwrite")
     data = read_input_bytes(src)
-    if container.read_header(data).get("modality") == "audio":
+    header = container.read_header(data)
+    check_decoded_suffix(dst, header)
+    if header.get("modality") == "audio":
         return _decompress_audio_file(src, dst, data, weights=weights, force=force, reference=reference)
     t0 = time.perf_counter()
     out = decompress(data, weights)
@@ -90,6 +95,30 @@ def decompress_file(
 
         info["psnr"] = psnr(ref, got, peak)
     return FileResult(str(src), str(dst), info=info)
+
+
+def check_decoded_suffix(dst, header: dict) -> None:
+    """Refuse (OutputError) an output name whose suffix cannot hold what ``header``'s file decodes to,
+    before anything is decoded or written (``-`` is always fine)."""
+    from .io.arrays import output_suffixes
+    from .io.audio import OUTPUT_SUFFIXES as AUDIO_OUTPUT
+    from .io.images import OUTPUT_SUFFIXES as IMAGE_OUTPUT
+
+    if str(dst) == "-":
+        return
+    modality = header.get("modality")
+    if modality == "audio":
+        allowed, what = AUDIO_OUTPUT, "audio"
+    elif modality == "multiband":
+        bands = header.get("bands")
+        allowed = output_suffixes(str(header.get("dtype")), bands if isinstance(bands, int) else 1 << 30)
+        what = f"a {header.get('dtype')} array of {bands} bands"
+    else:
+        allowed, what = IMAGE_OUTPUT + (".npy",), "an image"
+    suffix = Path(str(dst)).suffix.lower()
+    if suffix not in allowed:
+        names = ", ".join(s for s in allowed if s)
+        raise OutputError(f"{dst}: this file decodes to {what}, written as {names}; not {suffix or 'no suffix'!r}")
 
 
 def _decompress_audio_file(src, dst, data: bytes, *, weights, force: bool, reference) -> FileResult:

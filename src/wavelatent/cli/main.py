@@ -155,7 +155,9 @@ def _report(r, quiet: bool) -> None:
         _say(msg, quiet)
         return
     h, w = info.get("height"), info.get("width")
-    msg = (f"{r.source} -> {r.output}: {w}x{h} {info.get('mode')}, {info['file_bytes']:,} bytes, "
+    kind = (f"{info.get('bands')} bands {info.get('dtype')}" if info.get("modality") == "multiband"
+            else info.get("mode"))
+    msg = (f"{r.source} -> {r.output}: {w}x{h} {kind}, {info['file_bytes']:,} bytes, "
            f"{info.get('bpp', 0):.4f} bpp, {info.get('compression_ratio', 0):.1f}:1, "
            f"{info.get('preset')} q{info.get('quality')}, {info['seconds'] * 1000:.0f} ms")
     if "psnr" in info:

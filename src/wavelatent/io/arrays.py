@@ -62,6 +62,19 @@ def read_any(path: str | os.PathLike | bytes, *, max_pixels: int = DEFAULT_MAX_P
     return read_image(path, max_pixels=max_pixels)[0]
 
 
+ARRAY_OUTPUT_SUFFIXES = (".npy", ".tif", ".tiff")
+"""Suffixes :func:`save_any` writes arrays that are not 8-bit images with."""
+
+
+def output_suffixes(dtype: str, bands: int) -> tuple[str, ...]:
+    """The output suffixes :func:`save_any` can write an ``[H, W, bands]`` array of ``dtype`` to."""
+    from .images import OUTPUT_SUFFIXES
+
+    if dtype == "uint8" and bands <= 4:
+        return OUTPUT_SUFFIXES + (".npy",)
+    return ARRAY_OUTPUT_SUFFIXES
+
+
 def save_any(arr: np.ndarray, path: str | os.PathLike, *, force: bool = False) -> None:
     """8-bit images as PNG (or other lossless formats by suffix); other arrays as ``.npy`` or TIFF."""
     from .files import atomic_write_bytes

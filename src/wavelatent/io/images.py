@@ -113,6 +113,10 @@ def encode_png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+OUTPUT_SUFFIXES = ("", ".png", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp")
+"""Suffixes :func:`save_image` writes ("" and .png: PNG; .webp lossless)."""
+
+
 def save_image(arr: np.ndarray, path: str | os.PathLike, *, force: bool = False) -> None:
     """Write an image atomically; PNG unless the suffix names another lossless format Pillow writes."""
     from PIL import Image
@@ -122,7 +126,7 @@ def save_image(arr: np.ndarray, path: str | os.PathLike, *, force: bool = False)
     suffix = Path(str(path)).suffix.lower()
     if str(path) == "-" or suffix in ("", ".png"):
         data = encode_png(arr)
-    elif suffix in (".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp"):
+    elif suffix in OUTPUT_SUFFIXES:
         buf = io.BytesIO()
         img = Image.fromarray(arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
         fmt = {".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP", ".ppm": "PPM", ".pgm": "PPM", ".webp": "WEBP"}[suffix]
