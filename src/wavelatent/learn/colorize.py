@@ -126,7 +126,7 @@ def colorize(train_images: np.ndarray, val_images: np.ndarray, out: Path, *, epo
 
     from ..evaluate.metrics import psnr
     from ..models import load_codec
-    from .experiment import warmup_cosine
+    from .models import warmup_cosine
     from .models import count_macs
 
     size = train_images.shape[1]

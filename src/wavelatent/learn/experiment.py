@@ -288,21 +288,6 @@ def _fingerprint(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).view(np.uint8).reshape(-1)).hexdigest()[:16]
 
 
-def warmup_cosine(opt, steps_per_epoch: int, epochs: int):
-    """The learning-rate schedule of every ``learn`` run: linear warmup over one epoch, then cosine to 0."""
-    import torch
-
-    total = steps_per_epoch * epochs
-    warmup = min(steps_per_epoch, total)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
 def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts: LearnOptions,
                 features: tuple[_Features, _Features] | None = None, log: Callable[[str], None] = lambda m: None,
                 task: Task = TASKS["images"]) -> dict:
@@ -310,7 +295,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
     import torch
     import torch.nn.functional as F
 
-    from .models import SmallCNN, count_macs
+    from .models import SmallCNN, count_macs, warmup_cosine
 
     t0 = time.perf_counter()
     ftr, fval = features or (_Features(spec, train, opts, mirror=task.flips), _Features(spec, val, opts))

@@ -26,7 +26,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SmallCNN", "count_macs"]
+__all__ = ["SmallCNN", "count_macs", "warmup_cosine"]
 
 
 _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d), 2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d)}
@@ -112,3 +112,18 @@ def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
             h.remove()
         model.train(was_training)
     return total
+
+
+def warmup_cosine(opt, steps_per_epoch: int, epochs: int):
+    """The learning-rate schedule of every ``learn`` run: linear warmup over one epoch, then cosine to 0."""
+    import torch
+
+    total = steps_per_epoch * epochs
+    warmup = min(steps_per_epoch, total)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
