@@ -149,7 +149,10 @@ def deserialize(data: bytes, *, source: str = "<bytes>", sha256: str | None = No
         codec.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as e:
         raise WeightsError(f"{source}: weights do not match config {config.name!r}: {e}") from None
-    wrong = [k for k, v in codec.state_dict().items() if (v.dtype, v.shape) != expected[k] or v.is_meta]
+    wrong = [k for k, v in codec.state_dict().items() if (v.dtype, v.shape) != expected[k]]
+    wrong += [f"{m}.{k}" for m, mod in codec.named_modules() for k, v in vars(mod).items()  # also non-persistent
+              if isinstance(v, torch.Tensor) and v.is_meta]
+    wrong += [k for k, v in (*codec.named_parameters(), *codec.named_buffers()) if v.is_meta]
     if wrong:
         raise WeightsError(f"{source}: weights do not match config {config.name!r}: dtype or shape of {wrong[:3]}")
     remember_sha256(codec, sha256 if sha256 is not None else hashlib.sha256(data).hexdigest())
