@@ -423,3 +423,32 @@ def test_coded_cache_streams_are_compress_streams(tmp_path, preset):
         assert streams[i].tobytes() == container.unpack(data).streams["latent"], entry["name"]
         header = container.read_header(data)
         assert symbols[i].shape == tuple(header["latent_shape"])
+
+
+def test_coded_shards_name_their_entropy_model_and_old_shards_still_read():
+    """A context-model codec writes shards with ``entropy`` in the header; shards written before
+    (no field: factorized streams) still decode to the same symbols."""
+    import dataclasses
+
+    from wavelatent.bitstream import LatentCoder
+    from wavelatent.data.cache import coded_shard_bytes, encode_symbols, read_coded_shard
+    from wavelatent.models import create_codec
+    from wavelatent.registry import get_config
+    from wavelatent.weights import weights_sha256
+
+    codec = create_codec(dataclasses.replace(get_config("test-image"), context="checkerboard"), seed=0)
+    q = encode_symbols(codec, [smooth_image(32, 32, seed=i) for i in range(2)], 1)
+    sha = weights_sha256(codec)
+    data = coded_shard_bytes(codec, 1, 0, q, None, sha)
+    header = {k: v for k, v in container.read_header(data).items() if k not in ("streams", "format_version")}
+    assert header["entropy"] == "checkerboard"
+    assert np.array_equal(read_coded_shard(data, codec)[1], q)
+    plain = LatentCoder(codec, 1, entropy="none")
+    streams = [plain.compress(s) for s in q]
+    del header["entropy"]
+    old = container.pack(header, {"lengths": np.array([len(s) for s in streams], "<u4").tobytes(),
+                                  "latents": b"".join(streams)})
+    assert np.array_equal(read_coded_shard(old, codec)[1], q)
+    header["entropy"] = "grid"
+    with pytest.raises(CacheError):
+        read_coded_shard(container.pack(header, container.unpack(old).streams), codec)
