@@ -7,7 +7,7 @@
 #
 # steps (README section -> output):
 #   goldens  tests/golden/                          python tests/golden/make_golden.py
-#   pinned   results/image/kodak/pinned.json        per-image Kodak RD of the image presets (tests pin it)
+#   pinned   results/{image/kodak,audio}/pinned.json  per-file RD of every shipped preset (the tests check it)
 #   kodak    results/image/kodak/                   Presets table: all 24 Kodak images vs JPEG/WebP (~3 min)
 #   bench    results/bench/kodak.json               Evaluation and benchmarks: the bench table
 #   audio    results/audio/music/                   Audio: the held-out music table (~5 min)
@@ -29,7 +29,7 @@ for step in "${steps[@]}"; do
     goldens)
       python tests/golden/make_golden.py ;;
     pinned)
-      python scripts/pin_kodak_rd.py ;;
+      python scripts/pin_rd.py ;;
     kodak)
       wl evaluate "$DATA/images/kodak" -o results/image/kodak --reference "$DATA/reference/kodak" \
           --presets image-rgb-16x,image-rgb-4x --baselines jpeg,webp --jobs 2 --force ;;
