@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -380,31 +381,35 @@ def test_train_on_audio_resumes_exactly(tmp_path):
 
 # --------------------------------------------------------------------------- shipped weights
 SHIPPED_AUDIO = [p for p in AUDIO_PRESETS if __import__("wavelatent.weights", fromlist=["x"]).has_shipped_weights(p)]
-# held-out material (never trained on) and SNR floors (dB) at the default quality; measured values sit above
-HELD_OUT = {"audio-mono-2x": ("fsdd/7_jackson_3.wav", 11.0),
-            "audio-stereo-5x": ("music/admiralbob77_-_Choice_-_Drum-bass.hq.ogg", 14.0),
-            "audio-stereo-20x": ("music/admiralbob77_-_Choice_-_Drum-bass.hq.ogg", 9.0)}
+PINNED_AUDIO = Path(__file__).resolve().parents[1] / "results" / "audio" / "pinned.json"
 
 
 @pytest.mark.parametrize("preset", SHIPPED_AUDIO)
 def test_shipped_audio_quality(preset):
+    """Held-out material (never trained on, middle 5 s): bytes (within 1 %) and SNR (within 0.05 dB) at
+    every quality as pinned by ``scripts/pin_rd.py`` in ``results/audio/pinned.json``."""
     from .conftest import DATA
 
-    name, floor = HELD_OUT.get(preset, (None, 0.0))
-    path = DATA / "audio" / name if name else None
-    if path is None or not path.exists():
+    table = json.loads(PINNED_AUDIO.read_text())
+    if preset not in table["presets"]:
+        if preset.startswith("test-"):
+            pytest.skip("test presets are pinned by tests/test_golden.py")
+        pytest.fail(f"{preset} ships weights but is not pinned: run `{table['command']}`")
+    pinned = table["presets"][preset]
+    path = DATA / "audio" / pinned["file"]
+    if not path.exists():
         pytest.skip("held-out audio not available")
-    x, info = read_audio(path)
-    start = max(0, (len(x) - 5 * info.sample_rate) // 2)
-    x = x[start : start + 5 * info.sample_rate]
     model = wl.load_codec(preset)
-    sizes, scores = [], []
-    for quality in range(1, model.config.qualities + 1):
-        data = compress_audio(x, info.sample_rate, preset, quality)
-        y, _ = decompress_audio(data)
-        sizes.append(len(data))
-        scores.append(snr(x, y))
+    if model.weights_sha256 != pinned["weights_sha256"]:
+        pytest.fail(f"the weights of {preset} changed since {PINNED_AUDIO.name} was pinned: regenerate with "
+                    f"`{table['command']}`")
+    sys.path.insert(0, str(PINNED_AUDIO.parents[2] / "scripts"))
+    from pin_rd import measure_audio
+
+    rows = measure_audio(preset, path)
+    sizes, scores = [r["bytes"] for r in rows], [r["snr"] for r in rows]
     assert sizes == sorted(sizes), f"rates not increasing: {sizes}"
-    print(preset, [f"{8 * n / (len(x) / info.sample_rate) / 1000:.1f} kbps/{v:.1f} dB" for n, v in zip(sizes, scores)])
-    assert scores[model.config.default_quality - 1] >= floor, scores
+    for got, want in zip(rows, pinned["rows"], strict=True):
+        assert got["snr"] == pytest.approx(want["snr"], abs=0.05), (preset, got)
+        assert got["bytes"] == pytest.approx(want["bytes"], rel=0.01), (preset, got)
     assert max(scores) - scores[0] > 0.5

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import errno
-import hashlib
 import io
 import json
 import os
@@ -565,59 +564,15 @@ def test_every_single_byte_change_is_detected(codec_for, samples, mode):
                     wl.read_info(bytes(bad))
 
 
-# --- 3. determinism ---------------------------------------------------------------
-def _md5_pixels(arr: np.ndarray) -> str:
-    return hashlib.md5(f"{tuple(arr.shape)}".encode() + arr.tobytes()).hexdigest()
-
-
-def _manifest() -> dict:
-    return json.loads((GOLDEN / "manifest.json").read_text())
-
-
-def _golden_input() -> np.ndarray:
-    return np.asarray(Image.open(GOLDEN / _manifest()["input"]).convert("RGB"))
-
-
-def test_golden_manifest_covers_every_shipped_preset():
-    from wavelatent.registry import list_presets
-    from wavelatent.weights import has_shipped_weights
-
-    manifest = _manifest()
-    assert _md5_pixels(_golden_input()) == manifest["md5_input"]
-    covered = {g["preset"] for g in manifest["goldens"]}
-    from wavelatent.registry import get_config
-
-    images = [p for p in list_presets() if get_config(p).modality == "image"]  # audio: tests/test_audio.py
-    missing = [p for p in images if has_shipped_weights(p) and p not in covered]
-    assert not missing, f"presets {missing} ship weights but have no goldens: run python tests/golden/make_golden.py"
-
-
-@pytest.mark.parametrize("entry", _manifest()["goldens"], ids=lambda g: g["file"])
-def test_golden(entry):
-    preset, quality = entry["preset"], entry["quality"]
-    codec = wl.load_codec(preset if entry["weights"] == "shipped" else ROOT / entry["weights"])
-    rerun = "rerun `python tests/golden/make_golden.py`"
-    if codec.weights_sha256 != entry["weights_sha256"]:
-        pytest.fail(
-            f"the weights of {preset} changed (sha256 {codec.weights_sha256[:12]}…, goldens have "
-            f"{entry['weights_sha256'][:12]}…): bump the preset `version` in src/wavelatent/registry.py and {rerun}"
-        )
-    assert codec.config.version == entry["preset_version"], f"preset {preset} has a new version: {rerun}"
-    stored = (GOLDEN / entry["file"]).read_bytes()
-    assert hashlib.md5(stored).hexdigest() == entry["md5_wlt"]
-    # files written before still decode to the same pixels
-    assert _md5_pixels(wl.decompress(stored, codec)) == entry["md5_decoded"]
-    image = _golden_input() if codec.config.channels == 3 else _golden_input()[:, :, 0]
-    data = wl.compress(image, codec, quality)
-    if hashlib.md5(data).hexdigest() != entry["md5_wlt"]:
-        header, old = container.read_header(data), container.read_header(stored)
-        changed = sorted(k for k in header.keys() | old.keys() if header.get(k) != old.get(k))
-        pytest.fail(f"{entry['file']}: compress writes other bytes than the golden (header fields that differ: "
-                    f"{changed or 'none; the latent stream differs'}); if intended, {rerun}")
+# --- 3. determinism (this machine) -------------------------------------------------
+# Cross-machine goldens (bytes and symbols exact, pixels within 1 LSB): tests/test_golden.py.
+# Here: on one machine, 1 or 2 threads and a fresh process give identical bytes and outputs.
+def _determinism_input() -> np.ndarray:
+    return np.asarray(Image.open(GOLDEN / "source-kodim23.png").convert("RGB"))
 
 
 def test_same_bytes_with_one_or_two_threads(codec):
-    image = _golden_input()
+    image = _determinism_input()
     results = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
@@ -632,19 +587,29 @@ import numpy as np, torch
 from PIL import Image
 torch.set_num_threads(int(sys.argv[1]))
 import wavelatent as wl
-codec = wl.load_codec(sys.argv[3])
-image = np.asarray(Image.open(sys.argv[2]).convert("RGB"))
+from wavelatent.audio import compress_audio
 out = {}
+for preset in ("test-image", "image-rgb-16x"):
+    codec = wl.load_codec(preset)
+    image = np.asarray(Image.open(sys.argv[2]).convert("RGB"))
+    for q in range(1, codec.config.qualities + 1):
+        data = wl.compress(image, codec, q)
+        x = wl.decompress(data, codec)
+        out[f"{preset}-q{q}"] = [hashlib.sha256(data).hexdigest(), hashlib.sha256(x.tobytes()).hexdigest()]
+codec = wl.load_codec("test-audio")
+clip = np.load(sys.argv[3], allow_pickle=False)
 for q in range(1, codec.config.qualities + 1):
-    data = wl.compress(image, codec, q)
+    data = compress_audio(clip, 8000, codec, q)
     x = wl.decompress(data, codec)
-    out[q] = [hashlib.md5(data).hexdigest(), hashlib.md5(f"{tuple(x.shape)}".encode() + x.tobytes()).hexdigest()]
+    out[f"test-audio-q{q}"] = [hashlib.sha256(data).hexdigest(), hashlib.sha256(x.tobytes()).hexdigest()]
 print(json.dumps(out))
 """
 
 
 def test_same_bytes_in_fresh_processes():
-    args = [str(GOLDEN / _manifest()["input"]), str(WEIGHTS)]
+    """Fresh processes with 1 and 2 threads write the same bytes and decode the same outputs
+    (images and audio), bit for bit, on this machine."""
+    args = [str(GOLDEN / "source-kodim23.png"), str(GOLDEN / "source-fsdd.npy")]
     procs = [subprocess.Popen([sys.executable, "-c", _SUBPROCESS, threads, *args], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for threads in ("1", "2")]
     outs = []
@@ -653,9 +618,7 @@ def test_same_bytes_in_fresh_processes():
         assert p.returncode == 0, stderr
         outs.append(json.loads(stdout))
     assert outs[0] == outs[1]
-    expected = {str(g["quality"]): [g["md5_wlt"], g["md5_decoded"]] for g in _manifest()["goldens"]
-                if g["preset"] == "test-image"}
-    assert outs[0] == expected
+    assert len(outs[0]) == 3 + 5 + 3
 
 
 # --- 4. safe loading --------------------------------------------------------------

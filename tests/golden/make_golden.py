@@ -1,96 +1,109 @@
-"""Regenerate the golden containers and their manifest: ``python tests/golden/make_golden.py``.
+"""Regenerate every golden file and the manifest, from the repository root:
 
-Goldens pin the bytes that ``compress`` writes and the pixels that ``decompress`` returns for one
-fixed input (``input.png``, ``smooth_image(64, 96)`` from ``tests/conftest.py``), for the test preset
-(weights ``tests/data/test-image.safetensors``) and every preset that ships weights, at every
-quality. ``tests/test_reliability.py`` checks them. Rerun this script, and bump the preset's
-``version`` in ``registry.py``, whenever shipped weights change on purpose (the bytes a preset
-writes are then different, and files written before need the old weights to decode).
+    PYTHONPATH=src python tests/golden/make_golden.py
+
+Run it whenever a preset's weights change on purpose (and bump that preset's ``version`` in
+``registry.py``: files written before need the old weights to decode); ``tests/test_golden.py``
+fails with this command in its message when the shipped weights no longer match the manifest.
+``--sources`` also cuts the source signals again from ``../shared/data`` (they are committed, so
+regeneration needs nothing but the package). See ``golden.py`` for what each file is.
 """
 from __future__ import annotations
 
-import hashlib
+import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-TEST_WEIGHTS = ROOT / "tests" / "data" / "test-image.safetensors"
-INPUT = HERE / "input.png"
-MANIFEST = HERE / "manifest.json"
-INPUT_SIZE = (64, 96)
+sys.path.insert(0, str(HERE))
+
+import golden as g  # noqa: E402
 
 
-def md5_pixels(arr) -> str:
-    """md5 of a uint8 image's shape and bytes."""
-    return hashlib.md5(f"{tuple(arr.shape)}".encode() + arr.tobytes()).hexdigest()
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
-def targets() -> list[tuple[str, str]]:
-    """(preset, weights) pairs: the test fixture, then every preset with shipped weights."""
-    from wavelatent.registry import get_config, list_presets
+def make_sources(data: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    with Image.open(data / "images" / "kodak" / "kodim23.png") as im:
+        atomic_write(HERE / g.IMAGE_SOURCE, g.png_bytes(np.asarray(im.convert("RGB"))[200:275, 300:400]))
+    speech, rate = sf.read(data / "audio" / "fsdd" / "7_jackson_32.wav", dtype="int16")
+    assert rate == 8000
+    atomic_write(HERE / g.SPEECH_SOURCE, g.npy_bytes(speech[:4000]))
+    music, rate = sf.read(data / "audio" / "music-cc" / "hyde_acoustically_driven_instrumental.mp3",
+                          dtype="int16", start=60 * 44100, frames=22050, always_2d=True)
+    assert rate == 44100 and music.shape == (22050, 2)
+    atomic_write(HERE / g.MUSIC_SOURCE, g.npy_bytes(music))
+
+
+def targets() -> list[str]:
+    """Every preset that ships weights (the tiny test presets included)."""
+    from wavelatent.registry import list_presets
     from wavelatent.weights import has_shipped_weights
 
-    out = [("test-image", str(TEST_WEIGHTS.relative_to(ROOT)))]
-    out += [(name, "shipped") for name in list_presets()
-            if has_shipped_weights(name) and name != "test-image" and get_config(name).modality == "image"]
-    return out
+    return [name for name in list_presets() if has_shipped_weights(name)]
 
 
-def load(weights: str, preset: str):
-    import wavelatent as wl
-
-    return wl.load_codec(preset if weights == "shipped" else ROOT / weights)
-
-
-def read_input():
-    import numpy as np
-    from PIL import Image
-
-    return np.asarray(Image.open(INPUT).convert("RGB"))
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
-    from PIL import Image
 
     import wavelatent as wl
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sources", action="store_true", help="cut the source signals again from --data")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    sys.path.insert(0, str(ROOT))
-    from tests.conftest import smooth_image
-
-    image = smooth_image(*INPUT_SIZE)
-    if not INPUT.exists() or not np.array_equal(read_input(), image):
-        Image.fromarray(image).save(INPUT)
-    image = read_input()
-    for old in HERE.glob("*.wlt"):
+    if args.sources:
+        make_sources(args.data)
+    for old in [*HERE.glob("*.wlt"), *HERE.glob("*.symbols.npy"), *HERE.glob("*.decoded.*")]:
         old.unlink()
     entries = []
-    for preset, weights in targets():
-        codec = load(weights, preset)
+    for preset in targets():
+        codec = wl.load_codec(preset)
         cfg = codec.config
-        for quality in range(1, cfg.qualities + 1):
-            data = wl.compress(image if cfg.channels == 3 else image[:, :, 0], codec, quality)  # gray presets: channel 0
-            name = f"{preset}-q{quality}.wlt"
-            (HERE / name).write_bytes(data)
+        source, signal, rate = g.source_for(preset)
+        for quality in g.qualities(cfg):
+            data = g.compress(codec, signal, rate, quality)
+            symbols = g.stream_symbols(data, codec)
+            out = g.decoded(codec, data)
+            stem = f"{preset}-q{quality}"
+            decoded_name = f"{stem}.decoded.png" if out.dtype == np.uint8 else f"{stem}.decoded.npy"
+            atomic_write(HERE / f"{stem}.wlt", data)
+            atomic_write(HERE / f"{stem}.symbols.npy", g.npy_bytes(symbols))
+            atomic_write(HERE / decoded_name, g.png_bytes(out) if out.dtype == np.uint8 else g.npy_bytes(out))
             entries.append({
                 "preset": preset,
                 "preset_version": cfg.version,
-                "weights": weights,
                 "weights_sha256": codec.weights_sha256,
                 "quality": quality,
-                "file": name,
-                "md5_wlt": hashlib.md5(data).hexdigest(),
-                "md5_decoded": md5_pixels(wl.decompress(data, codec)),
-                "wavelatent_version": wl.__version__,
+                "source": source,
+                "file": f"{stem}.wlt",
+                "file_sha256": g.sha256(data),
+                "symbols": f"{stem}.symbols.npy",
+                "decoded": decoded_name,
+                "nonzero_fraction": round(float(np.count_nonzero(symbols)) / symbols.size, 4),
             })
-            print(f"{name}: {len(data)} bytes", file=sys.stderr)
-    manifest = {"input": INPUT.name, "input_size": list(INPUT_SIZE), "md5_input": md5_pixels(image), "goldens": entries}
-    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {MANIFEST} ({len(entries)} goldens)", file=sys.stderr)
+            print(f"{stem}: {len(data)} bytes, {entries[-1]['nonzero_fraction']:.1%} nonzero symbols", file=sys.stderr)
+    manifest = {
+        "regenerate": g.REGENERATE,
+        "wavelatent_version": wl.__version__,
+        "torch_version": torch.__version__,
+        "sources": {name: g.file_sha256(HERE / name) for name in (g.IMAGE_SOURCE, g.SPEECH_SOURCE, g.MUSIC_SOURCE)},
+        "goldens": entries,
+    }
+    atomic_write(g.MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    print(f"wrote {g.MANIFEST} ({len(entries)} goldens)", file=sys.stderr)
     return 0
 
 

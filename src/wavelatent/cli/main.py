@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .demo import add_parsers as _add_demo_parsers
 from .evaluate import add_parsers as _add_evaluate_parsers
 from .learning import add_parsers as _add_learning_parsers
 from .walloc import add_parsers as _add_walloc_parsers
 
 EPILOG = """examples:
+  wavelatent demo                                        # the shipped sample image and clip, offline
   wavelatent compress photo.png -o photo.wlt            # default preset for the image's mode
   wavelatent decompress photo.wlt -o photo_hat.png --reference photo.png
   wavelatent compress photos/ -o coded/ --quality 4      # a whole tree, mirrored
@@ -127,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--context-data", default=None, help="image codecs: code files with the checkerboard context "
                    "model (about 10%% fewer bytes, slower coding), fitted on the images of this folder (never the test set)")
     e.add_argument("-f", "--force", action="store_true")
+    COMMANDS.update(_add_demo_parsers(sub))
     COMMANDS.update(_add_evaluate_parsers(sub))
     COMMANDS.update(_add_walloc_parsers(sub))
     COMMANDS.update(_add_learning_parsers(sub))

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Every measured figure in README.md, end to end, each into a file under results/ (or tests/golden/)
+# that records the command, machine, thread count, git commit and weights sha256.
+#
+#   bash scripts/regenerate_figures.sh                 # all steps (~15 min on 2 cores)
+#   bash scripts/regenerate_figures.sh bench loader    # some steps
+#
+# steps (README section -> output):
+#   goldens  tests/golden/                          python tests/golden/make_golden.py
+#   pinned   results/{image/kodak,audio}/pinned.json  per-file RD of every shipped preset (the tests check it)
+#   kodak    results/image/kodak/                   Presets table: all 24 Kodak images vs JPEG/WebP (~3 min)
+#   bench    results/bench/kodak.json               Evaluation and benchmarks: the bench table
+#   audio    results/audio/music/                   Audio: the held-out music table (~5 min)
+#   loader   results/learn/loader-*.json            Latent caches: the DataLoader samples/s
+# Measure on a quiet machine: speeds scale with whatever else runs (each file records the load average).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+DATA=${DATA:-../shared/data}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+wl() { python -m wavelatent "$@"; }
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(goldens pinned kodak bench audio loader)
+
+for step in "${steps[@]}"; do
+  echo "== $step" >&2
+  case $step in
+    goldens)
+      python tests/golden/make_golden.py ;;
+    pinned)
+      python scripts/pin_rd.py ;;
+    kodak)
+      wl evaluate "$DATA/images/kodak" -o results/image/kodak --reference "$DATA/reference/kodak" \
+          --presets image-rgb-16x,image-rgb-4x --baselines jpeg,webp --jobs 2 --force ;;
+    bench)
+      mkdir -p results/bench
+      cmd="wavelatent bench $DATA/images/kodak --limit 4 --threads 1,2 --repeats 5 --json results/bench/kodak.json"
+      wl bench "$DATA/images/kodak" --limit 4 --threads 1,2 --repeats 5 --json results/bench/kodak.json
+      python scripts/provenance.py results/bench/kodak.json --command "$cmd" --threads 0 ;;  # 0: several, see the rows
+    audio)
+      # held out of training (README "Audio"): the waltz, Vibe Ace and the drum-and-bass piece
+      mkdir -p "$WORK/held-out"
+      for f in 147793__setuniman__sweet-waltz-0i-22mi.hq.ogg Kevin_MacLeod_-_Vibe_Ace.hq.ogg admiralbob77_-_Choice_-_Drum-bass.hq.ogg; do
+        ln -s "$(cd "$DATA/audio/music" && pwd)/$f" "$WORK/held-out/$f"
+      done
+      cmd="wavelatent --threads 1 evaluate-audio HELD_OUT -o results/audio/music --presets audio-stereo-5x,audio-stereo-20x --max-seconds 30"
+      wl --threads 1 evaluate-audio "$WORK/held-out" -o results/audio/music --presets audio-stereo-5x,audio-stereo-20x \
+          --max-seconds 30 --no-progress --force
+      python scripts/provenance.py results/audio/music/results.json --command "$cmd" --threads 1 ;;
+    loader)
+      mkdir -p results/learn
+      wl --threads 2 cache "$DATA/imagenette/train" -o "$WORK/in-train" --preset image-rgb-16x --size 144 --jobs 2 --no-progress
+      for args in "--crop 16 --flip" ""; do
+        name=loader${args:+-crop16-flip}
+        cmd="python benchmarks/latent_loader.py CACHE $args --json results/learn/$name.json  (CACHE: wavelatent --threads 2 cache $DATA/imagenette/train -o CACHE --preset image-rgb-16x --size 144 --jobs 2)"
+        # shellcheck disable=SC2086
+        python benchmarks/latent_loader.py "$WORK/in-train" $args --json "results/learn/$name.json"
+        python scripts/provenance.py "results/learn/$name.json" --command "$cmd" --threads 1
+      done ;;
+    *)
+      echo "unknown step $step" >&2; exit 2 ;;
+  esac
+done
