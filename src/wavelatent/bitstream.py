@@ -14,7 +14,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from .entropy import context, rans
+from .entropy import context, grid, rans
 from .errors import EntropyCodingError
 
 __all__ = ["ENTROPY_MODELS", "EntropyModel", "FactorizedTables", "LatentCoder"]
@@ -59,6 +59,8 @@ ENTROPY_MODELS: dict[str, EntropyModel] = {
     "checkerboard": EntropyModel(
         lambda codec, quality: codec.context_tables(quality), context.encode, context.decode, spatial_dims=(2,)
     ),
+    # coarse-to-fine lattices, integer prediction and scale contexts (entropy/grid.py); 1-D and 2-D latents
+    "grid": EntropyModel(lambda codec, quality: codec.grid_tables(quality), grid.encode, grid.decode, spatial_dims=(1, 2)),
 }
 
 

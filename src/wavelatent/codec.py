@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import CodecConfig
+from .entropy import grid
 from .entropy.context import CONTEXTS, LEVELS, THRESHOLDS, ContextTables
 from .entropy.tables import quantize_pmf
 from .errors import InputError
@@ -58,12 +59,20 @@ class WaveletCodec(nn.Module):
         for quality in range(1, config.qualities + 1):
             n = 2 * config.max_symbol(quality) + 1
             self.register_buffer(f"tables_{quality}", torch.ones(config.latent_channels, n, dtype=torch.int32))
-            if config.context == "checkerboard":  # fitted by wavelatent.train.context (entropy/context.py)
+            if "checkerboard" in (config.context, config.legacy_context):  # fitted by train/context.py (entropy/context.py)
                 C = config.latent_channels
                 self.register_buffer(f"context_thresholds_{quality}", torch.zeros(C, 4, THRESHOLDS, dtype=torch.int32))
                 self.register_buffer(f"context_lut_{quality}", torch.zeros(C, LEVELS**3, dtype=torch.uint8))
                 # frequencies minus one (they lie in 1..2**16): uint16 halves the shipped file
                 self.register_buffer(f"context_tables_{quality}", torch.zeros(C, CONTEXTS, n, dtype=torch.uint16))
+            if config.context == "grid":  # fitted by wavelatent.train.grid (entropy/grid.py)
+                C, dims = config.latent_channels, config.spatial_dims
+                P = len(grid.passes(dims))
+                self.register_buffer(f"grid_mu_{quality}", torch.zeros(P, C, grid.mu_features_count(dims, C), dtype=torch.int32))
+                self.register_buffer(
+                    f"grid_sigma_{quality}", torch.zeros(P, C, grid.sigma_features_count(dims, C), dtype=torch.int32)
+                )
+                self.register_buffer(f"grid_tables_{quality}", torch.ones(grid.BUCKETS, 2 * n - 1, dtype=torch.int32))
         self.weights_sha256: str | None = None  # set when loaded from / saved to a weights file
 
     # --- shapes -------------------------------------------------------------
@@ -325,9 +334,14 @@ class WaveletCodec(nn.Module):
             pmf = self.prior.pmf(cfg.step(quality), cfg.max_symbol(quality)).cpu().numpy()
             freqs = quantize_pmf(pmf)
             getattr(self, f"tables_{quality}").copy_(torch.from_numpy(freqs.astype(np.int32)))
-            if cfg.context == "checkerboard":  # until fitted (train/context.py), every context uses the channel's table
+            if "checkerboard" in (cfg.context, cfg.legacy_context):  # until fitted, every context uses the channel's table
                 ctx = getattr(self, f"context_tables_{quality}")
                 ctx.copy_(torch.from_numpy((freqs - 1).astype(np.int32))[:, None, :].expand_as(ctx).to(torch.uint16))
+            if cfg.context == "grid":  # until fitted (train/grid.py): no prediction, Laplace tables
+                getattr(self, f"grid_mu_{quality}").zero_()
+                getattr(self, f"grid_sigma_{quality}").zero_()
+                laplace = grid.laplace_tables(cfg.max_symbol(quality))
+                getattr(self, f"grid_tables_{quality}").copy_(torch.from_numpy(laplace.astype(np.int32)))
         self.weights_sha256 = None
 
     def tables(self, quality: int | None = None) -> np.ndarray:
@@ -335,9 +349,20 @@ class WaveletCodec(nn.Module):
         quality = self.config.check_quality(quality)
         return getattr(self, f"tables_{quality}").cpu().numpy().astype(np.uint32)
 
+    def grid_tables(self, quality: int | None = None) -> grid.GridTables:
+        """The grid context model of a quality (configs with ``context="grid"``)."""
+        if self.config.context != "grid":
+            raise InputError(f"{self.config.name} has no grid context model")
+        quality = self.config.check_quality(quality)
+        return grid.GridTables(
+            getattr(self, f"grid_mu_{quality}").cpu().numpy(),
+            getattr(self, f"grid_sigma_{quality}").cpu().numpy(),
+            getattr(self, f"grid_tables_{quality}").cpu().numpy().astype(np.int64),
+        )
+
     def context_tables(self, quality: int | None = None) -> ContextTables:
-        """The checkerboard context model of a quality (configs with ``context="checkerboard"``)."""
-        if self.config.context != "checkerboard":
+        """The checkerboard context model of a quality (configs that hold one)."""
+        if "checkerboard" not in (self.config.context, self.config.legacy_context):
             raise InputError(f"{self.config.name} has no context model")
         quality = self.config.check_quality(quality)
         return ContextTables(

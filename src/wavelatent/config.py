@@ -12,7 +12,7 @@ from .errors import WeightsError
 SCHEMA_VERSION = 1
 MODALITIES = ("image", "audio")
 ARCHITECTURES = ("wavelatent", "walloc2d", "walloc1d")
-CONTEXTS = ("none", "checkerboard")
+CONTEXTS = ("none", "checkerboard", "grid")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class CodecConfig:
     decoder_kernel: int = 3  # kernel size of the decoder's convolutions (1D codecs use wider ones)
     architecture: str = "wavelatent"  # walloc2d / walloc1d: WaLLoC's modules for imported checkpoints (nn/walloc.py)
     walloc_config: str = ""  # the walloc architectures: walloc's JSON config (canonical), which shapes the modules
-    context: str = "none"  # entropy model of image files: "none" (per-channel tables) or "checkerboard" (entropy/context.py)
+    context: str = "none"  # entropy model of new files: "none" (per-channel tables), "checkerboard" or "grid" (entropy/)
+    legacy_context: str = "none"  # an older entropy model whose tables the weights keep, so files written with it decode
 
     def __post_init__(self) -> None:
         problems = []
@@ -63,8 +64,10 @@ class CodecConfig:
             problems.append(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         elif not isinstance(self.walloc_config, str) or (self.architecture == "wavelatent") != (self.walloc_config == ""):
             problems.append("walloc_config is required by (and only by) the walloc architectures")
-        if self.context not in CONTEXTS or (self.context != "none" and (self.modality != "image" or self.levels < 1)):
-            problems.append(f"context must be one of {CONTEXTS} ('checkerboard' for images only), got {self.context!r}")
+        for name in ("context", "legacy_context"):
+            value = getattr(self, name)
+            if value not in CONTEXTS or (value == "checkerboard" and (self.modality != "image" or self.levels < 1)):
+                problems.append(f"{name} must be one of {CONTEXTS} ('checkerboard' for images only), got {value!r}")
         if self.modality == "audio" and (not isinstance(self.sample_rate, int) or not 1 <= self.sample_rate <= 768_000):
             problems.append("audio codecs need a sample_rate in 1..768000 Hz")
         if not 2 <= self.latent_bits <= 12:
@@ -167,9 +170,17 @@ class CodecConfig:
             raise WeightsError(f"codec config is not valid JSON: {e}") from None
         return cls.from_dict(d)
 
+    @property
+    def entropy_models(self) -> tuple[str, ...]:
+        """The entropy models files of this codec may use: its own, the older one it keeps, and the
+        per-channel tables every codec holds."""
+        return tuple(dict.fromkeys((self.context, self.legacy_context, "none")))
+
     def replace(self, **changes: Any) -> CodecConfig:
         return dataclasses.replace(self, **changes)
 
 
 # Fields added after schema 1 and their defaults (omitted from to_dict() while at the default).
-_LATER_FIELDS: dict[str, Any] = {"decoder_kernel": 3, "architecture": "wavelatent", "walloc_config": "", "context": "none"}
+_LATER_FIELDS: dict[str, Any] = {
+    "decoder_kernel": 3, "architecture": "wavelatent", "walloc_config": "", "context": "none", "legacy_context": "none",
+}

@@ -28,7 +28,6 @@ CODER_PRECISION = 24
 MAX_SYMBOLS = 1 << 28
 """Most symbols (all channels together) that :func:`decode` will allocate for."""
 
-_SHIFT = 1 << (CODER_PRECISION - PRECISION)
 
 
 def constriction_module():
@@ -39,10 +38,11 @@ def constriction_module():
     return constriction
 
 
-def categorical_models(freqs: np.ndarray) -> list:
-    """One concrete constriction model per row of validated ``freqs [C, N]`` (int64)."""
+def categorical_models(freqs: np.ndarray, precision: int = PRECISION) -> list:
+    """One concrete constriction model per row of validated ``freqs [C, N]`` (int64) of ``precision``
+    bits (at most the coder's 24): the coder's model is exactly ``freqs / 2**precision``."""
     categorical = constriction_module().stream.model.Categorical
-    weights = (freqs * _SHIFT - 1).astype(np.float64)  # exact: see module docstring
+    weights = (freqs * (1 << (CODER_PRECISION - precision)) - 1).astype(np.float64)  # exact: see module docstring
     return [categorical(np.ascontiguousarray(row), perfect=False) for row in weights]
 
 

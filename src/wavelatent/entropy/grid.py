@@ -1,0 +1,430 @@
+"""Coarse-to-fine context model ("grid"): integer prediction and scale contexts (numpy + constriction).
+
+Symbols ``q [C, *spatial]`` (1-D for audio, 2-D for images) are coded lattice by lattice, coarse
+to fine, so every symbol sees already-decoded neighbours on all sides:
+
+* pass 0: the coarse lattice (every ``2**levels``-th position along each axis);
+* then for each scale ``s = 2**(levels-1) .. 1``: in 2-D the centres ``(s, s)`` of the decoded
+  squares (4 diagonal neighbours), then ``(0, s)`` (4 direct neighbours), then ``(s, 0)`` (4 direct
+  + 4 diagonal); in 1-D the midpoints ``s`` (neighbours at ``+-s`` and ``+-3s``).
+
+Within a pass, channel 0 first. Channel ``k`` of a pass is coded as a residual ``r = q - mu`` with
+
+* ``mu = clip(floor((sum_i w_i f_i + 128) / 256), -Q, Q)``: a fixed-point linear prediction from its
+  own channel at the neighbours and the channels ``j < k`` at the same position;
+* a scale ``sigma = sum_i v_i g_i`` (``v_i >= 0``, in 1/256 symbol units) from the spread of the
+  neighbours, the residual magnitudes ``|r|`` already seen at the neighbours (own channel, and all
+  channels together) and ``|q_j|``, ``|r_j|`` of the channels ``j < k`` at the same position;
+* table ``clip(bucket(sigma) + shift_k, 0, BUCKETS - 1)``, where ``bucket`` counts the fixed
+  log-spaced thresholds :data:`THRESHOLDS` below ``sigma`` and ``shift_k`` in ``[-4, 3]`` is chosen per
+  file and channel by the encoder (coded first in the stream).
+
+Every feature, weight and sum is an integer; sums are evaluated in float64 on integer values small
+enough (checked bounds, < 2**53) that any summation order gives the exact result, so decoding is
+bit-exact on every machine. Tables are ``[BUCKETS, 4Q + 1]`` integer frequencies of 24-bit precision,
+shared by all channels. Encoding is vectorized over channels; decoding runs one small vectorized
+step per pass and channel, and one rANS call per (pass, channel, bucket) group.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import numpy as np
+
+from ..errors import EntropyCodingError
+from .rans import MAX_SYMBOLS, categorical_models, constriction_module
+from .tables import check_tables
+
+__all__ = [
+    "BUCKETS", "GRID_LEVELS", "MODEL_VERSION", "PRECISION", "SHIFTS", "THRESHOLDS", "GridTables", "Lattices", "Pass",
+    "buckets", "decode", "encode", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict", "predict_raw",
+    "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "choose_shifts", "laplace_tables", "residuals", "scale", "sigma_features_count",
+]
+
+MODEL_VERSION = 1
+PRECISION = 24
+"""Bits of the grid model's tables (rows sum to ``2**24``, so rare symbols cost little mass)."""
+GRID_LEVELS = {1: 5, 2: 3}
+"""Lattice levels by spatial rank: 2-D latents start from every 8th position, 1-D from every 32nd."""
+BUCKETS = 40
+THRESHOLDS = np.round(256 * 0.05 * 2.0 ** (np.arange(BUCKETS - 1) / 3)).astype(np.int64)
+"""Scale thresholds (1/256 symbol units), a factor 2**(1/3) apart from 0.05 up."""
+_BUCKET_LUT = np.searchsorted(THRESHOLDS, np.arange(int(THRESHOLDS[-1]) + 1), side="right").astype(np.int16)
+SHIFTS = (-4, 3)
+"""Range of the per-file, per-channel bucket shift."""
+MAX_WEIGHT = 1 << 16  # |mu weight| bound (1/256 units)
+MAX_SIGMA_WEIGHT = 1 << 20
+_MAX_Q = 1 << 16  # symbol bound: keeps every float64 sum an exact integer
+
+
+@dataclass(frozen=True)
+class Pass:
+    """Positions ``phase + period * t`` (per axis) and the neighbour offsets already decoded;
+    the first ``near`` offsets are the nearest ring (their spread is a scale feature)."""
+
+    phase: tuple[int, ...]
+    period: int
+    offsets: tuple[tuple[int, ...], ...]
+    near: int
+
+
+def passes(dims: int, levels: int | None = None) -> list[Pass]:
+    """The passes of a ``dims``-D latent (1 or 2), coarse to fine."""
+    levels = GRID_LEVELS[dims] if levels is None else levels
+    S = 1 << levels
+    out = [Pass((0,) * dims, S, (), 0)]
+    s = S // 2
+    while s >= 1:
+        if dims == 1:
+            out.append(Pass((s,), 2 * s, ((-s,), (s,), (-3 * s,), (3 * s,)), 2))
+        else:
+            diag = ((-s, -s), (-s, s), (s, -s), (s, s))
+            direct = ((-s, 0), (s, 0), (0, -s), (0, s))
+            out.append(Pass((s, s), 2 * s, diag, 4))
+            out.append(Pass((0, s), 2 * s, direct, 4))
+            out.append(Pass((s, 0), 2 * s, direct + diag, 4))
+        s //= 2
+    return out
+
+
+def max_offsets(dims: int) -> int:
+    return max(len(p.offsets) for p in passes(dims))
+
+
+def max_near(dims: int) -> int:
+    return max(p.near for p in passes(dims))
+
+
+def mu_features_count(dims: int, channels: int) -> int:
+    """Width of a row of mu weights: own channel at each neighbour offset, then every channel."""
+    return max_offsets(dims) + channels
+
+
+def sigma_features_count(dims: int, channels: int) -> int:
+    """Width of a row of sigma weights: 1, spread of the near ring, own |r| at each offset, all
+    channels' |r| at the offsets, then |q_j| and |r_j| of every channel at the position."""
+    return 1 + max_near(dims) + max_offsets(dims) + 1 + 2 * channels
+
+
+@dataclass(frozen=True)
+class GridTables:
+    """One quality's model for ``C`` channels of ``dims``-D latents:
+    ``mu [P, C, Fm]`` and ``sigma [P, C, Fs]`` integer weights (see the module docstring; channel
+    weights of ``j >= k`` must be zero), ``freqs [BUCKETS, 4Q + 1]`` 24-bit integer tables."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    freqs: np.ndarray
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def models(self) -> list:
+        """One constriction model per bucket (built once)."""
+        if "models" not in self._cache:
+            self._cache["models"] = categorical_models(np.asarray(self.freqs, dtype=np.int64), PRECISION)
+        return self._cache["models"]
+
+    @property
+    def dims(self) -> int:
+        return 1 if self.mu.shape[0] == len(passes(1)) else 2
+
+    @property
+    def max_symbol(self) -> int:
+        return (self.freqs.shape[1] - 1) // 4
+
+    def check(self) -> tuple[int, int]:
+        """Validate shapes and ranges (once); returns ``(C, Q)``. Raises EntropyCodingError."""
+        if "checked" not in self._cache:
+            self._cache["checked"] = self._check()
+        return self._cache["checked"]
+
+    def _check(self) -> tuple[int, int]:
+        mu, sigma, f = np.asarray(self.mu), np.asarray(self.sigma), np.asarray(self.freqs)
+        if mu.ndim != 3 or mu.shape[0] not in (len(passes(1)), len(passes(2))):
+            raise EntropyCodingError(f"grid mu weights must be [passes, C, F], got {mu.shape}")
+        dims = self.dims
+        C = mu.shape[1]
+        if mu.shape != (len(passes(dims)), C, mu_features_count(dims, C)):
+            raise EntropyCodingError(f"grid mu weights {mu.shape} do not fit {C} channels of {dims}-D latents")
+        if sigma.shape != (mu.shape[0], C, sigma_features_count(dims, C)):
+            raise EntropyCodingError(f"grid sigma weights {sigma.shape} do not fit mu weights {mu.shape}")
+        if f.ndim != 2 or f.shape[0] != BUCKETS or f.shape[1] % 4 != 1 or f.shape[1] > 4 * _MAX_Q + 1:
+            raise EntropyCodingError(f"grid tables must be [{BUCKETS}, 4Q + 1] with Q <= {_MAX_Q}, got {f.shape}")
+        if not (np.issubdtype(mu.dtype, np.integer) and np.issubdtype(sigma.dtype, np.integer)):
+            raise EntropyCodingError("grid weights must be integers")
+        if mu.size and np.abs(mu.astype(np.int64)).max() > MAX_WEIGHT:
+            raise EntropyCodingError(f"grid mu weights must lie in [-{MAX_WEIGHT}, {MAX_WEIGHT}]")
+        if sigma.size and (sigma.min() < 0 or sigma.max() > MAX_SIGMA_WEIGHT):
+            raise EntropyCodingError(f"grid sigma weights must lie in [0, {MAX_SIGMA_WEIGHT}]")
+        n_off = max_offsets(dims)
+        later = np.triu(np.ones((C, C), dtype=bool))  # channel j >= k: not decoded yet
+        if np.any(mu[:, :, n_off:][:, later]) or np.any(sigma[:, :, -2 * C : -C][:, later]) or np.any(
+            sigma[:, :, -C:][:, later]
+        ):
+            raise EntropyCodingError("grid weights read channels that are not decoded yet")
+        check_tables(f, PRECISION)
+        return C, self.max_symbol
+
+
+def laplace_tables(max_symbol: int, counts: np.ndarray | None = None, weight: float = 1.0) -> np.ndarray:
+    """24-bit tables ``[BUCKETS, 4Q + 1]``: residual ``counts`` per bucket (optional) plus ``weight``
+    symbols of a discretized Laplace at each bucket's scale, so rare or unseen buckets stay sensible."""
+    from .tables import quantize_pmf
+
+    Q = int(max_symbol)
+    mean_abs = np.concatenate([[THRESHOLDS[0] / 2], np.sqrt(THRESHOLDS[:-1] * THRESHOLDS[1:]), [THRESHOLDS[-1] * 1.26]])
+    b = np.maximum(mean_abs / 256.0, 0.02)[:, None]
+    r = np.abs(np.arange(-2 * Q, 2 * Q + 1))[None, :]
+    prior = np.exp(-r / b)
+    prior /= np.cumsum(prior, axis=1)[:, -1:]
+    return quantize_pmf(prior * weight if counts is None else counts + weight * prior, PRECISION)
+
+
+class Lattices:
+    """Zero-padded symbol and residual-magnitude arrays ``[C, *padded]``, and strided views of the
+    positions of a pass and of their neighbours."""
+
+    def __init__(self, C: int, shape: tuple[int, ...], dims: int) -> None:
+        self.shape = shape
+        self.pad = max((max(abs(x) for x in off) for p in passes(dims) for off in p.offsets), default=0)
+        padded = tuple(s + 2 * self.pad for s in shape)
+        self.q = np.zeros((C, *padded), dtype=np.float64)
+        self.r = np.zeros((C, *padded), dtype=np.float64)  # |residual| of decoded symbols
+
+    def interior(self) -> tuple[slice, ...]:
+        return (slice(None),) + tuple(slice(self.pad, self.pad + s) for s in self.shape)
+
+    def index(self, p: Pass, offset: tuple[int, ...] | None = None) -> tuple[slice, ...]:
+        off = offset or (0,) * len(self.shape)
+        return (slice(None),) + tuple(
+            slice(self.pad + ph + o, self.pad + ph + o + p.period * _count(s, ph, p.period), p.period)
+            for s, ph, o in zip(self.shape, p.phase, off)
+        )
+
+    def counts(self, p: Pass) -> tuple[int, ...]:
+        return tuple(_count(s, ph, p.period) for s, ph in zip(self.shape, p.phase))
+
+
+def _count(size: int, phase: int, period: int) -> int:
+    return max(0, -(-(size - phase) // period))
+
+
+def pass_features(lat: Lattices, p: Pass) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a pass: own-channel neighbour values ``[O, C, n]``, their near-ring spread ``[near, C, n]``,
+    own |r| at the neighbours ``[O, C, n]`` and all channels' |r| summed there ``[n]`` (float64 ints)."""
+    n = int(np.prod(lat.counts(p)))
+    C = lat.q.shape[0]
+    if not p.offsets:
+        empty = np.zeros((0, C, n))
+        return empty, empty, empty, np.zeros(n)
+    nb = np.stack([lat.q[lat.index(p, o)].reshape(C, n) for o in p.offsets])
+    rr = np.stack([lat.r[lat.index(p, o)].reshape(C, n) for o in p.offsets])
+    ring = nb[: p.near]
+    spread = np.abs(p.near * ring - ring.sum(0))
+    return nb, spread, rr, rr.sum((0, 1))
+
+
+def predict_raw(w: np.ndarray, nb: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """``sum_i w_i f_i`` (float64 holding an exact integer) for one channel (``w [Fm]``, ``nb [O, n]``)
+    or all (``w [C, Fm]``, ``nb [O, C, n]``); ``cur [C, n]`` the channels at the position."""
+    O = nb.shape[0]
+    wf = w.astype(np.float64)
+    C = cur.shape[0]
+    if wf.ndim == 1:
+        return wf[:O] @ nb + wf[-C:] @ cur
+    s = wf[:, -C:] @ cur
+    for o in range(O):
+        s += wf[:, o, None] * nb[o]
+    return s
+
+
+def predict(w: np.ndarray, nb: np.ndarray, cur: np.ndarray, Q: int) -> np.ndarray:
+    """The prediction ``clip(floor((raw + 128) / 256), -Q, Q)`` (int64) of :func:`predict_raw`."""
+    return np.clip((predict_raw(w, nb, cur).astype(np.int64) + 128) >> 8, -Q, Q)
+
+
+def scale(v: np.ndarray, spread, rr, rsum, absq, absr, near_max: int, off_max: int) -> np.ndarray:
+    """Scale from weights ``v [Fs]`` (one channel: features ``[F, n]``) or ``[C, Fs]`` (all channels)."""
+    vf = v.astype(np.float64)
+    C = absq.shape[0]
+    if vf.ndim == 1:
+        s = vf[0] + vf[1 : 1 + spread.shape[0]] @ spread + vf[1 + near_max : 1 + near_max + rr.shape[0]] @ rr
+        s = s + vf[1 + near_max + off_max] * rsum + vf[-2 * C : -C] @ absq + vf[-C:] @ absr
+    else:
+        s = vf[:, -2 * C : -C] @ absq + vf[:, -C:] @ absr
+        s += vf[:, :1] + vf[:, 1 + near_max + off_max, None] * rsum
+        for i in range(spread.shape[0]):
+            s += vf[:, 1 + i, None] * spread[i]
+        for o in range(rr.shape[0]):
+            s += vf[:, 1 + near_max + o, None] * rr[o]
+    return s.astype(np.int64)
+
+
+def unshifted_buckets(sigma: np.ndarray) -> np.ndarray:
+    """Number of :data:`THRESHOLDS` at or below each ``sigma`` (ints >= 0): a table lookup, int16."""
+    return _BUCKET_LUT[np.minimum(sigma, len(_BUCKET_LUT) - 1)]
+
+
+def buckets(sigma: np.ndarray, shift) -> np.ndarray:
+    b = unshifted_buckets(sigma) + np.int16(shift)
+    return np.clip(b, 0, BUCKETS - 1, out=b)
+
+
+def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per pass in coding order, ``(residuals [C, n], sigma [C, n])`` (int64), every channel of a pass
+    computed at once (all symbols are known: the encoder's side)."""
+    C, Q = q.shape[0], t.max_symbol
+    dims = q.ndim - 1
+    lat = Lattices(C, q.shape[1:], dims)
+    lat.q[lat.interior()] = q
+    near_max, off_max = max_near(dims), max_offsets(dims)
+    out = []
+    for i, p in enumerate(passes(dims)):
+        n = int(np.prod(lat.counts(p)))
+        if n == 0:
+            continue
+        idx = lat.index(p)
+        cur = lat.q[idx].reshape(C, n)
+        nb, spread, rr, rsum = pass_features(lat, p)
+        r = cur.astype(np.int64) - predict(t.mu[i], nb, cur, Q)
+        absr = np.abs(r).astype(np.float64)
+        sigma = scale(t.sigma[i], spread, rr, rsum, np.abs(cur), absr, near_max, off_max)
+        lat.r[idx] = absr.reshape(lat.r[idx].shape)
+        out.append((r, sigma))
+    return out
+
+
+def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, logf: np.ndarray, Q: int) -> np.ndarray:
+    """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of residuals
+    ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays) under tables ``-log2 f``."""
+    lo, hi = SHIFTS
+    N = logf.shape[1]
+    hist = np.bincount((k * BUCKETS + b.astype(np.int64)) * N + (r + 2 * Q), minlength=C * BUCKETS * N)
+    hist = hist.reshape(C, BUCKETS, N)
+    used = np.flatnonzero(hist.sum((0, 1)))
+    shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
+    costs = np.einsum("kbn,dbn->kd", hist[:, :, used].astype(np.float64), logf[:, used][shifted])
+    return np.argmin(costs, axis=1) + lo  # ties: the smallest shift
+
+
+def encode(q: np.ndarray, t: GridTables) -> bytes:
+    """Entropy-code signed symbols ``q [C, *spatial]`` with the grid model ``t``; little-endian uint32 words."""
+    C, Q = t.check()
+    q = np.asarray(q)
+    if q.ndim != 1 + t.dims or q.shape[0] != C or not np.issubdtype(q.dtype, np.integer):
+        raise EntropyCodingError(f"symbols must be integers of shape [C={C}, {t.dims} spatial dims], got {q.dtype} {q.shape}")
+    if q.size and (q.min() < -Q or q.max() > Q):
+        raise EntropyCodingError(f"symbols must be in [-{Q}, {Q}]")
+    if q.size == 0:
+        return b""
+    f = np.asarray(t.freqs, dtype=np.int64)
+    parts = residuals(q, t)
+    # every symbol flat, in coding order: (pass, channel) steps, positions in order within a step
+    r = np.concatenate([x.ravel() for x, _ in parts])
+    b = unshifted_buckets(np.concatenate([s.ravel() for _, s in parts]))
+    k = np.concatenate([np.repeat(np.arange(C), x.shape[1]) for x, _ in parts])
+    step = np.concatenate([np.repeat(np.arange(C) + j * C, x.shape[1]) for j, (x, _) in enumerate(parts)])
+    shifts = choose_shifts(k, b, r, C, -np.log2(f / float(1 << PRECISION)), Q)
+    b = np.clip(b + shifts[k], 0, BUCKETS - 1)
+    # decoding order: step by step, bucket by bucket (ascending), positions in order within a group
+    key = step * BUCKETS + b  # < 2**15 for the presets: a radix sort
+    key = key.astype(np.int16 if key.max() < (1 << 15) else np.int32)
+    order = np.argsort(key, kind="stable")
+    sym = (r[order] + 2 * Q).astype(np.int32)
+    key = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    ends = np.append(starts[1:], len(key))
+    models = t.models()
+    coder = constriction_module().stream.stack.AnsCoder()
+    for s0, s1 in zip(starts[::-1].tolist(), ends[::-1].tolist()):  # a stack: the first group decoded is pushed last
+        coder.encode_reverse(sym[s0:s1], models[int(key[s0]) % BUCKETS])
+    coder.encode_reverse((shifts - SHIFTS[0]).astype(np.int32), _shift_model())
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def _shift_model():
+    """Uniform over the shifts (an exact integer table)."""
+    n = SHIFTS[1] - SHIFTS[0] + 1
+    return categorical_models(np.full((1, n), (1 << PRECISION) // n, dtype=np.int64), PRECISION)[0]
+
+
+def _decode_groups(coder, models: list, b: np.ndarray) -> np.ndarray:
+    """Decode one step's residual indices, bucket by bucket (ascending), ``b`` the bucket of each position."""
+    counts = np.bincount(b, minlength=BUCKETS)
+    used = np.flatnonzero(counts)
+    if len(used) == 1:
+        return coder.decode(models[int(used[0])], len(b))
+    order = np.argsort(b, kind="stable")
+    out = np.empty(len(b), dtype=np.int32)
+    start = 0
+    for j in used.tolist():
+        n = int(counts[j])
+        out[order[start : start + n]] = coder.decode(models[j], n)
+        start += n
+    return out
+
+
+def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: int = MAX_SYMBOLS) -> np.ndarray:
+    """Inverse of :func:`encode`: signed int32 symbols ``[C, *shape]``.
+
+    Raises EntropyCodingError (and nothing else) for a bad size, data that is not whole words, or a
+    stream that does not decode to exactly these symbols with nothing left over.
+    """
+    C, Q = t.check()
+    shape = tuple(int(s) for s in shape)
+    dims = t.dims
+    if len(shape) != dims or min(shape, default=0) < 0 or C * int(np.prod(shape)) > max_symbols:
+        raise EntropyCodingError(f"latent of {C} x {shape} symbols is out of range ({dims}-D, at most {max_symbols})")
+    if len(data) % 4:
+        raise EntropyCodingError(f"rANS data must be a whole number of 4-byte words, got {len(data)} bytes")
+    if C * int(np.prod(shape)) == 0:
+        if len(data):
+            raise EntropyCodingError(f"expected no rANS data for {C} x {shape} symbols, found {len(data)} bytes")
+        return np.zeros((C, *shape), dtype=np.int32)
+    lat = Lattices(C, shape, dims)
+    near_max, off_max = max_near(dims), max_offsets(dims)
+    try:
+        models = t.models()
+        coder = constriction_module().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        shifts = coder.decode(_shift_model(), C).astype(np.int64) + SHIFTS[0]
+        for i, p in enumerate(passes(dims)):
+            n = int(np.prod(lat.counts(p)))
+            if n == 0:
+                continue
+            idx = lat.index(p)
+            view_shape = lat.q[idx].shape[1:]
+            nb, spread, rr, rsum = pass_features(lat, p)
+            # the neighbour parts of every channel's prediction and scale at once; the parts from the
+            # channels of this pass are added as each is decoded (exact integer sums: same result)
+            zero = np.zeros((C, n))
+            mu_acc = predict_raw(t.mu[i], nb, zero)
+            sigma_acc = scale(t.sigma[i], spread, rr, rsum, zero, zero, near_max, off_max).astype(np.float64)
+            w_ch = t.mu[i][:, -C:].astype(np.float64)
+            v_q = t.sigma[i][:, -2 * C : -C].astype(np.float64)
+            v_r = t.sigma[i][:, -C:].astype(np.float64)
+            cur = np.empty((C, n))
+            absr = np.empty((C, n))
+            for k in range(C):
+                mu = np.clip((mu_acc[k].astype(np.int64) + 128) >> 8, -Q, Q)
+                b = buckets(sigma_acc[k].astype(np.int64), shifts[k])
+                r = _decode_groups(coder, models, b).astype(np.int64) - 2 * Q
+                q_k = mu + r
+                if q_k.min() < -Q or q_k.max() > Q:
+                    raise EntropyCodingError("rANS data does not match: a decoded symbol is out of range")
+                cur[k] = q_k
+                absr[k] = np.abs(r)
+                if k + 1 < C:
+                    later = slice(k + 1, C)
+                    mu_acc[later] += w_ch[later, k, None] * cur[k]
+                    sigma_acc[later] += v_q[later, k, None] * np.abs(cur[k]) + v_r[later, k, None] * absr[k]
+            lat.q[idx] = cur.reshape(C, *view_shape)
+            lat.r[idx] = absr.reshape(C, *view_shape)
+        leftover = not coder.is_empty()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except EntropyCodingError:
+        raise
+    except BaseException as exc:  # also pyo3's PanicException, which is not an Exception
+        raise EntropyCodingError(f"rANS data does not decode: {type(exc).__name__}: {exc}") from exc
+    if leftover:
+        raise EntropyCodingError("rANS data does not match: symbols decoded but the coder is not empty "
+                                 "(corrupt data, wrong tables or wrong latent size)")
+    return lat.q[lat.interior()].astype(np.int32)

@@ -1,0 +1,245 @@
+"""Fit the grid context model (entropy/grid.py) of a trained codec on training signals.
+
+Pass by pass, channel by channel (the coding order): the prediction weights are a least-squares
+fit of each symbol on its own channel at the decoded neighbours and on the earlier channels at its
+position; the scale weights a non-negative least-squares fit of ``|residual|`` on the scale
+features; both rounded to the model's fixed point. The shared tables are the histograms of the
+residuals per scale bucket (with the per-file shift the encoder would choose), smoothed with a
+discretized Laplace of the bucket's scale so rare buckets stay sensible.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..entropy import grid
+
+MAX_ROWS = 100_000  # rows per least-squares fit (evenly subsampled beyond)
+SMOOTHING = 0.5  # weight of the Laplace prior, in symbols per bucket
+
+
+def _rows(n: int) -> np.ndarray:
+    return np.arange(n) if n <= MAX_ROWS else np.linspace(0, n - 1, MAX_ROWS).astype(np.int64)
+
+
+def _lstsq(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if X.shape[1] == 0:
+        return np.zeros(0)
+    G = X.T @ X + 1e-6 * np.eye(X.shape[1])
+    return np.linalg.solve(G, X.T @ y)
+
+
+def _nnls(A: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative least squares through the Cholesky factor of the Gram matrix (F x F, not rows x F)."""
+    from scipy.optimize import nnls
+
+    scale = np.maximum(np.sqrt((A**2).mean(0)), 1e-9)  # column scaling conditions the problem
+    As = A / scale
+    G = As.T @ As
+    L = np.linalg.cholesky(G + 1e-9 * np.trace(G) / len(G) * np.eye(len(G)))
+    v, _ = nnls(L.T, np.linalg.solve(L, As.T @ y), maxiter=50 * A.shape[1])
+    return v / scale
+
+
+def fit(samples: list[np.ndarray], max_symbol: int, *, progress: bool = False) -> tuple[grid.GridTables, dict]:
+    """The grid model of signed symbols ``samples`` (each ``[C, *spatial]``, same C and rank) at one
+    quality (``|q| <= max_symbol``); returns it and a report with the ideal bits per symbol."""
+    from tqdm import tqdm
+
+    C, dims, Q = samples[0].shape[0], samples[0].ndim - 1, int(max_symbol)
+    plan = grid.passes(dims)
+    O, near = grid.max_offsets(dims), grid.max_near(dims)
+    mu_w = np.zeros((len(plan), C, grid.mu_features_count(dims, C)), dtype=np.int64)
+    sig_w = np.zeros((len(plan), C, grid.sigma_features_count(dims, C)), dtype=np.int64)
+    lats = []
+    for q in samples:
+        lat = grid.Lattices(C, q.shape[1:], dims)
+        lat.q[lat.interior()] = q
+        lats.append(lat)
+    coded: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in samples]  # per sample (k, bucket, r)
+    for i, p in enumerate(tqdm(plan, desc="grid passes", disable=not progress, leave=False)):
+        parts = []
+        for lat in lats:
+            n = int(np.prod(lat.counts(p)))
+            parts.append((lat.q[lat.index(p)].reshape(C, n), *grid.pass_features(lat, p)) if n else None)
+        live = [(j, x) for j, x in enumerate(parts) if x is not None]
+        if not live:
+            continue
+        cat = [np.concatenate([x[m] for _, x in live], axis=-1) for m in range(5)]
+        cur, nb, spread, rr, rsum = cat
+        no = len(p.offsets)
+        sel = _rows(cur.shape[1])
+        for k in range(C):  # prediction: own channel at the neighbours, earlier channels here
+            X = np.concatenate([nb[:, k, sel].T, cur[:k, sel].T], axis=1)
+            w = np.clip(np.round(_lstsq(X, cur[k, sel]) * 256), -grid.MAX_WEIGHT, grid.MAX_WEIGHT)
+            mu_w[i, k, :no] = w[:no]
+            mu_w[i, k, O : O + k] = w[no:]
+        r = cur.astype(np.int64) - grid.predict(mu_w[i], nb, cur, Q)
+        absr = np.abs(r).astype(np.float64)
+        absq = np.abs(cur)
+        for k in range(C):  # scale: spread, |r| around, earlier channels' |q| and |r| here
+            A = np.concatenate([np.ones((len(sel), 1)), spread[:, k, sel].T, rr[:, k, sel].T, rsum[sel, None],
+                                absq[:k, sel].T, absr[:k, sel].T], axis=1)
+            v = np.round(_nnls(A, absr[k, sel]) * 256).astype(np.int64)
+            pn, nn = spread.shape[0], rr.shape[0]
+            sig_w[i, k, 0] = v[0]
+            sig_w[i, k, 1 : 1 + pn] = v[1 : 1 + pn]
+            sig_w[i, k, 1 + near : 1 + near + nn] = v[1 + pn : 1 + pn + nn]
+            sig_w[i, k, 1 + near + O] = v[1 + pn + nn]
+            sig_w[i, k, -2 * C : -2 * C + k] = v[2 + pn + nn : 2 + pn + nn + k]
+            sig_w[i, k, -C : -C + k] = v[2 + pn + nn + k :]
+        sigma = grid.scale(sig_w[i], spread, rr, rsum, absq, absr, near, O)
+        start = 0
+        for j, x in live:  # hand the residuals back to each sample's lattices
+            n = x[0].shape[1]
+            lat = lats[j]
+            idx = lat.index(p)
+            lat.r[idx] = absr[:, start : start + n].reshape(lat.r[idx].shape)
+            part = (slice(None), slice(start, start + n))
+            b = grid.unshifted_buckets(sigma[part]).astype(np.int64)
+            coded[j].append((np.repeat(np.arange(C), n), b.ravel(), r[part].ravel()))
+            start += n
+    sig_w = np.minimum(sig_w, grid.MAX_SIGMA_WEIGHT)
+    N = 4 * Q + 1
+    coded = [tuple(np.concatenate(a) for a in zip(*items)) for items in coded if items]
+    counts = _counts(coded, C, Q, None)
+    freqs = _tables(counts, Q)
+    for _ in range(2):  # the encoder shifts buckets per file: count what it would pick
+        logf = -np.log2(freqs / float(1 << grid.PRECISION))
+        shifts = [grid.choose_shifts(k, b, r, C, logf, Q) for k, b, r in coded]
+        counts = _counts(coded, C, Q, shifts)
+        freqs = _tables(counts, Q)
+    tables = grid.GridTables(mu_w.astype(np.int32), sig_w.astype(np.int32), freqs)
+    tables.check()
+    n_symbols = sum(q.size for q in samples)
+    bits = float(-(counts * np.log2(freqs / float(1 << grid.PRECISION))).sum())
+    return tables, {"symbols": int(n_symbols), "bits_per_symbol": bits / max(n_symbols, 1), "alphabet": N}
+
+
+def _counts(coded, C: int, Q: int, shifts) -> np.ndarray:
+    N = 4 * Q + 1
+    counts = np.zeros(grid.BUCKETS * N)
+    for j, (k, b, r) in enumerate(coded):
+        if shifts is not None:
+            b = np.clip(b + shifts[j][k], 0, grid.BUCKETS - 1)  # int64 here
+        counts += np.bincount(b * N + (r + 2 * Q), minlength=grid.BUCKETS * N)
+    return counts.reshape(grid.BUCKETS, N)
+
+
+def _tables(counts: np.ndarray, Q: int) -> np.ndarray:
+    return grid.laplace_tables(Q, counts, SMOOTHING)
+
+
+HOLDOUT = 5
+"""Fitting skips every HOLDOUT-th file (sorted by path, from the first), kept to measure on."""
+
+
+def fit_files(files: list, holdout: int = HOLDOUT) -> list:
+    """The files the model is fitted on: all but every ``holdout``-th (0 = all)."""
+    return [f for i, f in enumerate(files) if holdout <= 0 or i % holdout]
+
+
+def image_latents(codec, folder, *, holdout: int = HOLDOUT, progress: bool = False) -> list:
+    """Float latents ``[K, h, w]`` of the images of ``folder`` (whole images, uint8 path as ``compress``)."""
+    import torch
+
+    from ..data import list_images, load_images
+    from ..pixels import encode_latent
+
+    images = load_images(fit_files(list_images(folder), holdout), codec.config.channels, progress=progress)
+    with torch.inference_mode():
+        return [encode_latent(codec, im) for im in images]
+
+
+def audio_latents(codec, folder, *, holdout: int = HOLDOUT, segment: int = 1 << 16, progress: bool = False) -> list:
+    """Float latents ``[K, n]`` of the audio files of ``folder``, resampled to the codec's rate, in
+    segments of ``segment`` samples (a file shorter than one is one segment)."""
+    import torch
+    from tqdm import tqdm
+
+    from ..data.audio import list_audio, read_clip
+
+    cfg = codec.config
+    out = []
+    device = next(codec.parameters()).device
+    for path in tqdm(fit_files(list_audio(folder), holdout), desc="audio", disable=not progress, leave=False):
+        x = read_clip(path, cfg.sample_rate, cfg.channels)  # [n, channels]
+        for start in range(0, max(len(x) - cfg.block + 1, 1), segment):
+            part = x[start : start + segment]
+            part = part[: len(part) - len(part) % cfg.block] if len(part) >= cfg.block else part
+            if len(part) < cfg.block:
+                continue
+            xt = torch.from_numpy(np.ascontiguousarray(part.T)).unsqueeze(0).to(device)
+            with torch.inference_mode():
+                out.append(codec.encode(xt)[0].cpu().numpy())
+    return out
+
+
+def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = False) -> tuple[str, dict]:
+    """Write ``source``'s weights (a preset or weights file) with the grid context model fitted on the
+    signals of ``data`` (never the test set) to ``output``: same encoder, decoder, quantizer and
+    older tables, so files written before still decode (``also_decodes``); preset version + 1.
+    Returns the new file's sha256 and the fit report."""
+    import hashlib
+    import json
+
+    import torch
+
+    from ..codec import WaveletCodec
+    from ..registry import list_presets
+    from ..weights import also_decodes, deserialize, read_metadata, save_weights, shipped_path
+
+    path = shipped_path(source) if isinstance(source, str) and source in list_presets() else source
+    raw = open(path, "rb").read()
+    old, meta = deserialize(raw, source=str(path)), read_metadata(raw)
+    cfg = old.config
+    if cfg.context == "grid":
+        raise ValueError(f"{cfg.name} already codes with the grid model")
+    legacy = cfg.context if cfg.context != "none" else cfg.legacy_context
+    from ..registry import get_config
+
+    # a registered preset takes the registry's version (the one that names the grid model); others + 1
+    registered = get_config(cfg.name) if cfg.name in list_presets() else None
+    version = registered.version if registered is not None and registered.context == "grid" else cfg.version + 1
+    new_cfg = cfg.replace(context="grid", legacy_context=legacy, version=max(version, cfg.version))
+    codec = WaveletCodec(new_cfg).eval()
+    missing, unexpected = codec.load_state_dict(old.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("grid_") for k in missing):
+        raise ValueError(f"weights do not carry over: {missing + unexpected}")
+    fit_info = fit_codec(codec, data, holdout=holdout, progress=progress)
+    older = list(dict.fromkeys([hashlib.sha256(raw).hexdigest(), *also_decodes(meta)]))
+    keep = {k: v for k, v in meta.items() if k not in ("format", "format_version", "config", "wavelatent_version")}
+    extra = {**keep, "also_decodes": json.dumps(older), "grid_fit": json.dumps(fit_info, sort_keys=True)}
+    return save_weights(codec, output, extra=extra), fit_info["per_quality"]
+
+
+def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False) -> dict:
+    """Fit ``codec``'s grid model (config ``context="grid"``) in place, every quality, on the images or
+    audio of ``data``; returns what the weights' ``grid_fit`` metadata records."""
+    import torch
+
+    cfg = codec.config
+    latents = (image_latents if cfg.modality == "image" else audio_latents)(codec, data, holdout=holdout,
+                                                                           progress=progress)
+    if not latents:
+        from ..errors import InputError
+
+        raise InputError(f"no signals to fit the entropy model on in {data}")
+    report = {}
+    for quality in range(1, cfg.qualities + 1):
+        Q = cfg.max_symbol(quality)
+        with torch.inference_mode():
+            symbols = [codec.quantize(torch.from_numpy(y), quality).numpy() for y in latents]
+        tables, rep = fit(symbols, Q, progress=progress)
+        getattr(codec, f"grid_mu_{quality}").copy_(torch.from_numpy(tables.mu))
+        getattr(codec, f"grid_sigma_{quality}").copy_(torch.from_numpy(tables.sigma))
+        getattr(codec, f"grid_tables_{quality}").copy_(torch.from_numpy(tables.freqs.astype(np.int32)))
+        factorized = codec.tables(quality).astype(np.float64)
+        idx = np.concatenate([s.reshape(s.shape[0], -1) + Q for s in symbols], axis=1)
+        rep["factorized_bits_per_symbol"] = float(
+            -np.log2(np.take_along_axis(factorized, idx, axis=1) / 65536.0).sum() / idx.size)
+        report[quality] = rep
+        if progress:
+            print(f"quality {quality}: {rep['bits_per_symbol']:.4f} bits/symbol (factorized tables "
+                  f"{rep['factorized_bits_per_symbol']:.4f})")
+    return {"data": str(data), "holdout": f"every {holdout}th file (sorted) left out" if holdout > 0 else "none",
+            "signals": len(latents), "model_version": 1, "per_quality": report}

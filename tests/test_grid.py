@@ -1,0 +1,245 @@
+"""The grid context model (entropy/grid.py): exact round trips, edges, fitting, bad input, old files."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wavelatent.entropy import grid
+from wavelatent.errors import EntropyCodingError
+from wavelatent.train.grid import fit
+
+LEGACY = Path(__file__).resolve().parent / "legacy"
+
+
+def _symbols(rng, C, shape, Q, smooth=True):
+    """Correlated integer latents: a smooth field per channel plus noise, clipped to [-Q, Q]."""
+    base = rng.normal(0, 1, (C, *shape))
+    if smooth:
+        for ax in range(1, base.ndim):
+            base = base + np.roll(base, 1, axis=ax) + np.roll(base, -1, axis=ax)
+    scale = np.linspace(3, 0.3, C).reshape(C, *([1] * len(shape)))
+    return np.clip(np.round(base * scale), -Q, Q).astype(np.int32)
+
+
+@pytest.fixture(scope="module")
+def tables2d():
+    rng = np.random.default_rng(0)
+    return fit([_symbols(rng, 4, (24, 32), 20) for _ in range(6)], 20)[0]
+
+
+@pytest.fixture(scope="module")
+def tables1d():
+    rng = np.random.default_rng(1)
+    return fit([_symbols(rng, 3, (300,), 30) for _ in range(6)], 30)[0]
+
+
+def test_fitted_model_codes_below_the_ideal_factorized_rate(tables2d):
+    rng = np.random.default_rng(5)
+    q = _symbols(rng, 4, (48, 64), 20)
+    data = grid.encode(q, tables2d)
+    # ideal per-channel static entropy of these very symbols (a lower bound for any factorized table)
+    static = 0.0
+    for k in range(4):
+        _, n = np.unique(q[k], return_counts=True)
+        static += -(n * np.log2(n / n.sum())).sum()
+    assert 8 * len(data) < 0.9 * static  # the contexts pay: well below the best static table
+    assert np.array_equal(grid.decode(data, tables2d, q.shape[1:]), q)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (7, 9), (2, 2), (17, 33)])
+def test_round_trip_2d_shapes(tables2d, shape):
+    rng = np.random.default_rng(sum(shape))
+    q = _symbols(rng, 4, shape, 20)
+    assert np.array_equal(grid.decode(grid.encode(q, tables2d), tables2d, shape), q)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 31, 32, 33, 257])
+def test_round_trip_1d_lengths(tables1d, n):
+    rng = np.random.default_rng(n)
+    q = _symbols(rng, 3, (n,), 30)
+    assert np.array_equal(grid.decode(grid.encode(q, tables1d), tables1d, (n,)), q)
+
+
+def test_all_zero_and_extreme_symbols(tables2d):
+    Q = tables2d.max_symbol
+    zero = np.zeros((4, 16, 16), np.int32)
+    data = grid.encode(zero, tables2d)
+    assert np.array_equal(grid.decode(data, tables2d, (16, 16)), zero)
+    rng = np.random.default_rng(3)
+    assert 2 * len(data) < len(grid.encode(_symbols(rng, 4, (16, 16), 20), tables2d))
+    extreme = rng.choice([-Q, Q], size=(4, 16, 16)).astype(np.int32)  # residuals up to 2Q
+    assert np.array_equal(grid.decode(grid.encode(extreme, tables2d), tables2d, (16, 16)), extreme)
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 12), w=st.integers(1, 12), seed=st.integers(0, 2**31 - 1))
+def test_round_trip_property(tables2d, h, w, seed):
+    rng = np.random.default_rng(seed)
+    Q = tables2d.max_symbol
+    q = rng.integers(-Q, Q + 1, size=(4, h, w)).astype(np.int32) * rng.integers(0, 2, size=(4, h, w))
+    assert np.array_equal(grid.decode(grid.encode(q, tables2d), tables2d, (h, w)), q.astype(np.int32))
+
+
+def test_decoding_is_independent_of_float_summation_order(tables2d):
+    """Weights and features are integers whose sums stay below 2**53: reordering the features
+    (another BLAS kernel) cannot change a prediction."""
+    rng = np.random.default_rng(9)
+    nb = rng.integers(-20, 21, (8, 500)).astype(np.float64)
+    cur = rng.integers(-20, 21, (4, 500)).astype(np.float64)
+    w = tables2d.mu[5, 3]
+    a = grid.predict(w, nb, cur, 20)
+    perm = rng.permutation(8)
+    w2 = w.copy()
+    w2[:8] = w[:8][perm]
+    assert np.array_equal(a, grid.predict(w2, nb[perm], cur, 20))
+
+
+def test_corrupt_streams_raise_or_differ(tables2d):
+    rng = np.random.default_rng(11)
+    q = _symbols(rng, 4, (20, 20), 20)
+    data = bytearray(grid.encode(q, tables2d))
+    for i in range(0, len(data), max(1, len(data) // 16)):
+        bad = bytearray(data)
+        bad[i] ^= 0x5A
+        try:
+            out = grid.decode(bytes(bad), tables2d, (20, 20))
+        except EntropyCodingError:
+            continue
+        assert out.shape == q.shape  # garbage may decode; the container's CRC catches it
+    with pytest.raises(EntropyCodingError):
+        grid.decode(bytes(data[:-4]), tables2d, (20, 20))
+    with pytest.raises(EntropyCodingError):
+        grid.decode(bytes(data) + b"\0\0\0", tables2d, (20, 20))
+    with pytest.raises(EntropyCodingError):
+        grid.decode(bytes(data), tables2d, (20, 21))  # wrong latent size
+
+
+def test_bad_tables_are_refused(tables2d):
+    t = tables2d
+    with pytest.raises(EntropyCodingError, match="not decoded yet"):
+        mu = t.mu.copy()
+        mu[3, 0, grid.max_offsets(2) + 2] = 5  # channel 0 reading channel 2 of the same pass
+        grid.GridTables(mu, t.sigma, t.freqs).check()
+    with pytest.raises(EntropyCodingError, match="sigma weights"):
+        grid.GridTables(t.mu, -np.abs(t.sigma) - 1, t.freqs).check()
+    with pytest.raises(EntropyCodingError):
+        grid.GridTables(t.mu, t.sigma, t.freqs[:, :-1]).check()
+    with pytest.raises(EntropyCodingError):
+        f = t.freqs.copy()
+        f[0, 0] += 1  # a row no longer sums to 2**24
+        grid.GridTables(t.mu, t.sigma, f).check()
+    with pytest.raises(EntropyCodingError):
+        grid.encode(np.full((4, 3, 3), t.max_symbol + 1, np.int32), t)
+    with pytest.raises(EntropyCodingError):
+        grid.decode(b"", t, (1 << 20, 1 << 20))  # never allocates this
+
+
+def test_shifts_are_chosen_per_file(tables2d):
+    """A file whose channels are all quieter than the fit data picks negative shifts and is smaller
+    than with shift 0."""
+    rng = np.random.default_rng(2)
+    q = (_symbols(rng, 4, (32, 32), 20) // 3).astype(np.int32)
+    parts = grid.residuals(q, tables2d)
+    r = np.concatenate([x.ravel() for x, _ in parts])
+    b = grid.unshifted_buckets(np.concatenate([s.ravel() for _, s in parts]))
+    k = np.concatenate([np.repeat(np.arange(4), x.shape[1]) for x, _ in parts])
+    logf = -np.log2(tables2d.freqs / 2.0**24)
+    shifts = grid.choose_shifts(k, b, r, 4, logf, tables2d.max_symbol)
+    cost = lambda s: logf[np.clip(b + s[k], 0, grid.BUCKETS - 1), r + 2 * tables2d.max_symbol].sum()
+    assert cost(shifts) <= cost(np.zeros(4, np.int64))
+
+
+# --- files -------------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["image-rgb-16x", "image-rgb-4x", "image-gray-16x", "test-image"])
+def test_image_presets_write_grid_files(preset, image):
+    import wavelatent as wl
+    from wavelatent import container
+    from wavelatent.models import load_codec
+
+    codec = load_codec(preset)
+    img = image if codec.config.channels == 3 else image[:, :, 0]
+    data = wl.compress(img, codec)
+    h = container.read_header(data)
+    assert h["entropy"] == "grid" and len(h["weights_sha256"]) == 16
+    assert wl.decompress(data, codec).shape == img.shape
+
+
+def test_unknown_entropy_model_is_a_header_error(image):
+    import wavelatent as wl
+    from wavelatent import container
+    from wavelatent.errors import HeaderError
+
+    data = wl.compress(image)
+    c = container.unpack(data)
+    for name in ("grid2", "checkerboard", 7):
+        header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version")}
+        header["entropy"] = name
+        with pytest.raises(HeaderError, match="entropy model"):
+            wl.decompress(container.pack(header, c.streams))
+
+
+def _legacy_entries():
+    return sorted(p.name for p in LEGACY.glob("*.wlt"))
+
+
+@pytest.mark.parametrize("name", _legacy_entries())
+def test_files_written_by_the_previous_presets_still_decode(name):
+    """``.wlt`` files written by the v2 presets (before the grid model) decode with the shipped
+    weights, which keep their tables and declare their hash (``also_decodes``), within 1 LSB."""
+    import wavelatent as wl
+    from wavelatent import container
+    from wavelatent.audio import decompress_audio
+
+    data = (LEGACY / name).read_bytes()
+    header = container.read_header(data)
+    assert len(header["weights_sha256"]) == 64 and header.get("entropy", "none") != "grid"
+    stem = name[: -len(".wlt")]
+    if header["modality"] == "audio":
+        out = decompress_audio(data)[0]
+        got = np.clip(np.round(out.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+        expected = np.load(LEGACY / f"{stem}.decoded.npy", allow_pickle=False)
+    else:
+        from PIL import Image
+
+        got = wl.decompress(data)
+        expected = np.asarray(Image.open(LEGACY / f"{stem}.decoded.png"))
+    diff = np.abs(got.astype(np.int64) - expected.astype(np.int64))
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.001 * diff.size
+
+
+def test_edited_weights_do_not_inherit_old_hashes():
+    """``also_decodes`` holds only while the weights are the released ones."""
+    import torch
+
+    from wavelatent import container
+    from wavelatent.headers import checked_codec
+    from wavelatent.errors import WeightsMismatchError
+    from wavelatent.models import load_codec
+
+    name = "image-rgb-16x-q2.wlt"
+    header = container.read_header((LEGACY / name).read_bytes())
+    codec = load_codec("image-rgb-16x")
+    assert checked_codec(header, codec) is codec
+    with torch.no_grad():
+        codec.decoder.head.weight.add_(1e-3) if hasattr(codec.decoder, "head") else next(codec.decoder.parameters()).add_(1e-3)
+    with pytest.raises(WeightsMismatchError):
+        checked_codec(header, codec)
+
+
+def test_shipped_weights_record_their_grid_fit():
+    from wavelatent.registry import list_presets
+    from wavelatent.weights import has_shipped_weights, read_metadata, shipped_path
+
+    for preset in list_presets():
+        if not has_shipped_weights(preset):
+            continue
+        meta = read_metadata(shipped_path(preset).read_bytes())
+        fit_info = json.loads(meta["grid_fit"])
+        assert fit_info["model_version"] == grid.MODEL_VERSION
+        for rep in fit_info["per_quality"].values():
+            assert rep["bits_per_symbol"] < rep["factorized_bits_per_symbol"]
