@@ -37,11 +37,13 @@ HOSTILE = [
     10**40, 0.5, 8.0, -0.0, 1e308, "", "RGB", "RGBA", "L", "LA", "CMYK", "P", "I;16", "image", "audio",
     "multiband", "test-image", "test-gray", "image-rgb-16x", "no-such-preset", "/dev/null", "../x.safetensors",
     "uint8", "uint16", "float32", "float64", "object", "klt", [], [6], [6, 2, 3], [6, 25_000, 25_000],
-    [1, 2, 4, 4], [-1, 2, 2], {}, {"a": 1}, "\u00e9\u0000",
+    [1, 2, 4, 4], [-1, 2, 2], {}, {"a": 1}, "\u00e9\u0000", "none", "grid", "checkerboard", "grid2",
+    "45e1d20869bb72da", "45e1d20869bb72da60edfc9406c15c9fb92017acddfb256c6580b3c034bcd594", "0" * 16,
 ]
 HEADER_KEYS = [
     "modality", "preset", "preset_version", "weights_sha256", "height", "width", "mode", "bit_depth",
     "coded_channels", "padded", "latent_shape", "quality", "wavelatent_version", "bands", "dtype", "transform",
+    "entropy",
 ]
 
 
@@ -127,6 +129,7 @@ class Target:
         self.wl = wl
         self.codec = wl.load_codec(WEIGHTS)
         self.gray = create_codec("test-gray", seed=0)
+        self.grid = wl.load_codec("test-image")  # the shipped tiny preset: files coded with the grid context model
 
     def seeds(self) -> list[bytes]:
         import numpy as np
@@ -141,6 +144,8 @@ class Target:
             wl.compress(img[:, :, :2], self.codec, 1),
             wl.compress(rng.integers(0, 65536, (8, 8, 5), dtype=np.uint16), self.gray, 1),
             wl.compress(rng.random((8, 4, 2)).astype(np.float32), self.gray, 1),
+            wl.compress(img[:, :, :3], self.grid, 1),
+            wl.compress(img, self.grid, 3),
         ]
 
     def check(self, data: bytes) -> str:
@@ -154,6 +159,7 @@ class Target:
             lambda: wl.read_info(data),
             lambda: wl.decompress(data, self.codec, max_pixels=MAX_PIXELS),
             lambda: wl.decompress(data, self.gray, max_pixels=MAX_PIXELS),
+            lambda: wl.decompress(data, self.grid, max_pixels=MAX_PIXELS),
             lambda: wl.decompress(data, max_pixels=MAX_PIXELS),
         ]
         outcome = "ok"

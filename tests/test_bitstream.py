@@ -28,7 +28,7 @@ def _symbols(codec, shape, quality=None, seed=0):
 
 
 def test_factorized_round_trip_and_stream(test_codec):
-    coder = LatentCoder(test_codec, 2)
+    coder = LatentCoder(test_codec, 2, entropy="none")
     assert coder.entropy == "none" and coder.max_symbol == test_codec.config.max_symbol(2)
     for shape in [(5, 7), (35,), (3, 4, 5)]:
         q = _symbols(test_codec, shape, 2)

@@ -37,6 +37,7 @@ def compress(
     *,
     preset: str | os.PathLike | WaveletCodec | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    entropy: str | None = None,
 ) -> bytes:
     """Compress an image to .wlt bytes.
 
@@ -47,6 +48,8 @@ def compress(
     alias of ``codec=``.
     ``quality``: 1 (smallest) .. the preset's number of qualities; None = preset default.
     Alpha channels are kept losslessly (zlib) beside the lossy colour channels.
+    ``entropy``: another entropy model the codec holds (``codec.config.entropy_models``, e.g.
+    ``"none"``: per-channel tables, larger files, faster coding); None = the codec's own.
     """
     codec = pick_codec(codec, preset)
     bands = _multiband_array(image)
@@ -54,7 +57,7 @@ def compress(
         from .multiband import compress_bands
 
         return compress_bands(bands, resolve_codec(codec if codec is not None else "image-gray-16x"), quality,
-                              max_pixels=max_pixels)
+                              max_pixels=max_pixels, entropy=entropy)
     arr, mode = image_to_array(image, max_pixels=max_pixels)
     model = resolve_codec(codec if codec is not None else choose_preset(mode))
     cfg = model.config
@@ -71,12 +74,18 @@ def compress(
         )
     H, W = arr.shape[:2]
     q = encode_image_symbols(model, color, quality)  # [K, h, w]; uint8 converted to float stripe by stripe
-    coder = LatentCoder(model, quality)
+    coder = LatentCoder(model, quality, entropy=_entropy_choice(model, entropy))
     streams = {"latent": coder.compress(q)}
     if alpha is not None:
         streams["alpha"] = zlib.compress(np.ascontiguousarray(alpha).tobytes(), 9)
-    header = image_header(model, quality, height=H, width=W, mode=mode, latent_shape=q.shape, entropy=coder.entropy)
+    header = image_header(model, quality, height=H, width=W, mode=mode, entropy=coder.entropy)
     return container.pack(header, streams)
+
+
+def _entropy_choice(codec: WaveletCodec, entropy: str | None) -> str | None:
+    if entropy is not None and entropy not in codec.config.entropy_models:
+        raise InputError(f"{codec.config.name} codes with {', '.join(codec.config.entropy_models)}, not {entropy!r:.40}")
+    return entropy
 
 
 def _multiband_array(image) -> np.ndarray | None:
@@ -149,10 +158,10 @@ def decompress(
         from .multiband import decompress_bands
 
         return decompress_bands(header, c.streams, model, max_pixels=max_pixels)
-    mode, quality, latent_size = check_image_header(header, model)
+    mode, quality, latent_size, entropy = check_image_header(header, model)
     if set(c.streams) - {"latent", "alpha"} or "latent" not in c.streams:
         raise HeaderError(f"unexpected streams {sorted(c.streams)}")
-    q = LatentCoder(model, quality).decompress(c.streams["latent"], latent_size)
+    q = LatentCoder(model, quality, entropy=entropy).decompress(c.streams["latent"], latent_size)
     out = decode_image_pixels(model, q, (H, W), quality)  # large images go to uint8 one stripe at a time
     if COLOR_CHANNELS[mode] == 1 and out.shape[2] == 3:
         out = np.round(out.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)

@@ -186,6 +186,7 @@ def compress_audio(
     *,
     chunk_frames: int | None = None,
     preset: str | os.PathLike | WaveletCodec | None = None,
+    entropy: str | None = None,
 ) -> bytes:
     """Compress samples ``[frames, channels]`` (or ``[frames]``; float in [-1, 1], or int16 /
     int32 / uint8 PCM) at ``sample_rate`` Hz to .wlt bytes.
@@ -195,6 +196,7 @@ def compress_audio(
     ``quality``: 1 (smallest) .. the preset's number of qualities; None = preset default.
     ``chunk_frames``: frames per chunk at the preset's rate (memory vs a little rate); default
     :data:`CHUNK_SAMPLES` divided by the number of channel groups.
+    ``entropy``: another entropy model the codec holds (e.g. ``"none"``); None = the codec's own.
     """
     codec = pick_codec(codec, preset)
     x, subtype = _as_float(samples)
@@ -203,7 +205,7 @@ def compress_audio(
     gain = 1.0 / peak if peak > 1.0 else 1.0
     blocks = (x[i : i + BLOCK_FRAMES] for i in range(0, len(x), BLOCK_FRAMES))
     return _compress(blocks, rate, x.shape[1], len(x), subtype, "array", gain, _audio_codec(codec, rate, x.shape[1]),
-                     quality, chunk_frames)
+                     quality, chunk_frames, entropy)
 
 
 def compress_audio_file(
@@ -213,6 +215,7 @@ def compress_audio_file(
     *,
     chunk_frames: int | None = None,
     preset: str | os.PathLike | WaveletCodec | None = None,
+    entropy: str | None = None,
 ) -> bytes:
     """Compress an audio file (path, ``-`` for stdin, bytes) to .wlt bytes, reading it in blocks.
     ``codec`` as for :func:`compress_audio` (``preset=`` is an old alias)."""
@@ -225,7 +228,7 @@ def compress_audio_file(
             gain = 1.0 / peak if peak > 1.0 else 1.0
         model = _audio_codec(codec, info.sample_rate, info.channels)
         return _compress(reader.blocks(), info.sample_rate, info.channels, info.frames, info.subtype, info.format,
-                         gain, model, quality, chunk_frames)
+                         gain, model, quality, chunk_frames, entropy)
 
 
 def _check_rate(rate: Any) -> int:
@@ -244,7 +247,8 @@ def _chunk_positions(chunk_frames: int | None, block: int, groups: int) -> int:
 
 
 def _compress(blocks: Iterable[np.ndarray], rate: int, channels: int, frames: int, subtype: str, fmt: str,
-              gain: float, codec: WaveletCodec, quality: int | None, chunk_frames: int | None) -> bytes:
+              gain: float, codec: WaveletCodec, quality: int | None, chunk_frames: int | None,
+              entropy: str | None = None) -> bytes:
     cfg = codec.config
     quality = cfg.check_quality(quality)
     if frames > MAX_FRAMES:
@@ -261,7 +265,9 @@ def _compress(blocks: Iterable[np.ndarray], rate: int, channels: int, frames: in
         blocks = (b * np.float32(gain) for b in blocks)
     signal = _Extended(resample_blocks(blocks, rate, cfg.sample_rate, frames), coded_frames, keep=2 * (E + H + 1) * s)
     device = next(codec.parameters()).device
-    coder = LatentCoder(codec, quality)
+    if entropy is not None and entropy not in cfg.entropy_models:
+        raise InputError(f"{cfg.name} codes with {', '.join(cfg.entropy_models)}, not {entropy!r:.40}")
+    coder = LatentCoder(codec, quality, entropy=entropy)
     blobs: list[bytes] = []
     for p0 in range(-E, M + E, T):
         p1 = min(p0 + T, M + E)
@@ -307,6 +313,7 @@ class _Layout:
     chunk: int
     positions: int  # M + 2 * margin
     offsets: list  # byte offset of each chunk in the latent stream (and the end)
+    entropy: str = "none"  # the entropy model the file names
 
 
 def _layout(data: bytes, codec, limits: container.Limits) -> _Layout:
@@ -342,7 +349,7 @@ def _layout(data: bytes, codec, limits: container.Limits) -> _Layout:
     P = M + 2 * geo.margin
     if h.get("latent_shape") != [len(groups), cfg.latent_channels, P]:
         raise HeaderError(f"latent shape {h.get('latent_shape')!r:.80} does not fit the file")
-    check_entropy(h, cfg.context)
+    entropy = check_entropy(h, model)
     if set(c.streams) != {"latent", "chunks"}:
         raise HeaderError(f"an audio file has streams 'latent' and 'chunks', not {sorted(c.streams)}")
     count = math.ceil(P / T)
@@ -353,7 +360,7 @@ def _layout(data: bytes, codec, limits: container.Limits) -> _Layout:
     if offsets[-1] != len(c.streams["latent"]):
         raise HeaderError(f"the chunks hold {offsets[-1]} bytes; the latent stream has {len(c.streams['latent'])}")
     return _Layout(h, c.streams, model, quality, rate, channels, frames, float(gain), coded_frames, groups,
-                   geo.margin, T, P, offsets)
+                   geo.margin, T, P, offsets, entropy)
 
 
 def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None) -> Iterator[np.ndarray]:
@@ -363,7 +370,7 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None) -> Iterator[n
     s, E, Hs, R = geo.block, geo.margin, geo.synthesis, geo.decoder
     G, K, T, P = len(lay.groups), cfg.latent_channels, lay.chunk, lay.positions
     M = P - 2 * E
-    coder = LatentCoder(model, lay.quality)
+    coder = LatentCoder(model, lay.quality, entropy=lay.entropy)
     step = T if chunk_frames is None else _chunk_positions(chunk_frames, s, G)
     latent = lay.streams["latent"]
     cache: dict[int, torch.Tensor] = {}

@@ -3,7 +3,6 @@ modality writes (image, multiband, audio) and the checks a decoder runs on it, a
 the codec that decodes a file (its weights hash checked)."""
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 from .errors import HeaderError, PresetError, WeightsMismatchError
@@ -15,6 +14,10 @@ __all__ = [
 
 COLOR_CHANNELS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
 """Colour channels of each image mode the image header may name (alpha is stored beside them)."""
+
+
+SHA_PREFIX = 16
+"""Hex digits of the weights hash that new files record (older files hold all 64)."""
 
 
 def version() -> str:
@@ -40,9 +43,9 @@ def _common(codec, modality: str, quality: int) -> dict:
         "modality": modality,
         "preset": cfg.name,
         "preset_version": cfg.version,
-        "weights_sha256": weights_sha256(codec),
+        # 64 bits of the hash tell weights apart; files before version 0.2 hold all 256
+        "weights_sha256": weights_sha256(codec)[:SHA_PREFIX],
         "quality": quality,
-        "wavelatent_version": version(),
     }
 
 
@@ -50,27 +53,20 @@ def _entropy(entropy: str) -> dict:
     return {} if entropy == "none" else {"entropy": entropy}  # files of the factorized model carry no field
 
 
-def check_entropy(header: dict, entropy: str) -> None:
-    """The file's entropy model (``"none"`` when absent) must be the decoder's ``entropy``."""
-    if header.get("entropy", "none") != entropy:
-        raise HeaderError(f"entropy model {header.get('entropy', 'none')!r:.40} does not match the decoder's {entropy!r}")
+def check_entropy(header: dict, codec) -> str:
+    """The file's entropy model (``"none"`` when absent), which must be one ``codec`` holds tables for
+    (its own, or the older model it keeps for old files); returns its name."""
+    entropy = header.get("entropy", "none")
+    allowed = codec.config.entropy_models
+    if not isinstance(entropy, str) or entropy not in allowed:
+        raise HeaderError(f"entropy model {entropy!r:.40} is not one this codec decodes ({', '.join(allowed)})")
+    return entropy
 
 
 # --- image ------------------------------------------------------------------
-def image_header(codec, quality: int, *, height: int, width: int, mode: str, latent_shape, entropy: str) -> dict:
-    """The header of an 8-bit image file (``latent_shape [K, h, w]``)."""
-    cfg = codec.config
-    return {
-        **_common(codec, "image", quality),
-        "height": height,
-        "width": width,
-        "mode": mode,
-        "bit_depth": 8,
-        "coded_channels": cfg.channels,
-        "padded": [math.ceil(height / cfg.block) * cfg.block, math.ceil(width / cfg.block) * cfg.block],
-        "latent_shape": [int(v) for v in latent_shape],
-        **_entropy(entropy),
-    }
+def image_header(codec, quality: int, *, height: int, width: int, mode: str, entropy: str) -> dict:
+    """The header of an 8-bit image file; the latent's shape follows from the size and the codec."""
+    return {**_common(codec, "image", quality), "height": height, "width": width, "mode": mode, **_entropy(entropy)}
 
 
 def image_size(header: dict) -> tuple[int, int]:
@@ -78,22 +74,24 @@ def image_size(header: dict) -> tuple[int, int]:
     return field(header, "height", int, lambda v: v >= 1), field(header, "width", int, lambda v: v >= 1)
 
 
-def check_image_header(header: dict, codec) -> tuple[str, int, tuple[int, int]]:
-    """``(mode, quality, (h, w))`` of an image header decoded by ``codec`` (and its entropy model)."""
+def check_image_header(header: dict, codec) -> tuple[str, int, tuple[int, int], str]:
+    """``(mode, quality, (h, w), entropy)`` of an image header decoded by ``codec``. Fields that older
+    files also hold (bit depth, coded channels, latent shape) must agree when present."""
     cfg = codec.config
     H, W = image_size(header)
     mode = field(header, "mode", str, lambda v: v in COLOR_CHANNELS)
-    field(header, "bit_depth", int, lambda v: v == 8)
     quality = field(header, "quality", int, lambda v: 1 <= v <= cfg.qualities)
     expected = [cfg.latent_channels, *codec.latent_size((H, W))]
-    if header.get("latent_shape") != expected or header.get("coded_channels") != cfg.channels:
+    if header.get("bit_depth", 8) != 8:
+        raise HeaderError(f"bit depth {header.get('bit_depth')!r:.20} is not 8")
+    if header.get("latent_shape", expected) != expected or header.get("coded_channels", cfg.channels) != cfg.channels:
         raise HeaderError(f"latent shape {header.get('latent_shape')!r:.80} does not fit a {W}x{H} image and {cfg.name}")
-    check_entropy(header, cfg.context)
-    return mode, quality, (expected[1], expected[2])
+    return mode, quality, (expected[1], expected[2]), check_entropy(header, codec)
 
 
 # --- multi-band -------------------------------------------------------------
-def multiband_header(codec, quality: int, *, height: int, width: int, bands: int, dtype: str, latent_shape) -> dict:
+def multiband_header(codec, quality: int, *, height: int, width: int, bands: int, dtype: str, latent_shape,
+                     entropy: str = "none") -> dict:
     """The header of a multi-band file (``latent_shape [N, K, h, w]``, KLT side stream)."""
     return {
         **_common(codec, "multiband", quality),
@@ -103,11 +101,14 @@ def multiband_header(codec, quality: int, *, height: int, width: int, bands: int
         "dtype": dtype,
         "latent_shape": [int(v) for v in latent_shape],
         "transform": "klt",
+        **_entropy(entropy),
     }
 
 
-def check_multiband_header(header: dict, codec, *, max_bands: int, dtypes) -> tuple[int, int, int, str, int, tuple[int, int]]:
-    """``(H, W, N, dtype, quality, (h, w))`` of a multi-band header decoded by ``codec``."""
+def check_multiband_header(
+    header: dict, codec, *, max_bands: int, dtypes
+) -> tuple[int, int, int, str, int, tuple[int, int], str]:
+    """``(H, W, N, dtype, quality, (h, w), entropy)`` of a multi-band header decoded by ``codec``."""
     cfg = codec.config
     H, W = image_size(header)
     N = field(header, "bands", int, lambda v: 1 <= v <= max_bands)
@@ -116,8 +117,7 @@ def check_multiband_header(header: dict, codec, *, max_bands: int, dtypes) -> tu
     h, w = codec.latent_size((H, W))
     if header.get("latent_shape") != [N, cfg.latent_channels, h, w] or cfg.channels != 1:
         raise HeaderError(f"latent shape {header.get('latent_shape')!r:.80} does not fit {W}x{H}x{N} and {cfg.name}")
-    check_entropy(header, "none")
-    return H, W, N, dtype, quality, (h, w)
+    return H, W, N, dtype, quality, (h, w), check_entropy(header, codec)
 
 
 # --- audio ------------------------------------------------------------------
@@ -135,7 +135,7 @@ def checked_codec(header: dict, codec=None):
     (:class:`WeightsMismatchError` otherwise). Never opens a path named by the file."""
     from .models import resolve_codec
     from .registry import list_presets
-    from .weights import weights_sha256
+    from .weights import accepts_weights, weights_sha256
 
     preset = field(header, "preset", str)
     sha = field(header, "weights_sha256", str)
@@ -143,7 +143,7 @@ def checked_codec(header: dict, codec=None):
         raise PresetError(f"the file names preset {preset!r:.80}, which this build does not have; pass its weights")
     model = resolve_codec(codec if codec is not None else preset)
     have = weights_sha256(model)
-    if have != sha:
+    if not accepts_weights(model, sha):
         raise WeightsMismatchError(
             f"the file was written with weights {sha[:12]}… of preset {preset!r:.80}; the decoder has "
             f"{have[:12]}… ({model.config.name}); pass the weights it was written with"

@@ -52,7 +52,7 @@ def klt(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def compress_bands(array: np.ndarray, codec: WaveletCodec, quality: int | None = None,
-                   *, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+                   *, max_pixels: int = DEFAULT_MAX_PIXELS, entropy: str | None = None) -> bytes:
     """``[H, W, N]`` array -> .wlt bytes, with ``codec`` a 1-channel image codec."""
     array = _as_bands(array)
     cfg = codec.config
@@ -72,17 +72,24 @@ def compress_bands(array: np.ndarray, codec: WaveletCodec, quality: int | None =
     with torch.inference_mode():
         q = codec.quantize(codec.encode(x.to(device)), quality)  # [N, K, h, w]
     side = np.concatenate([mean, basis.reshape(-1), [scale]]).astype("<f8").tobytes()
-    # bands side by side: [K, N, h, w]; the factorized model, whatever the preset's context (the format has no field)
-    latent = LatentCoder(codec, quality, entropy="none").compress(q.transpose(0, 1))
+    coder = LatentCoder(codec, quality, entropy=entropy)
+    latent = coder.compress(_stack(q.cpu().numpy(), coder.entropy))
     header = multiband_header(codec, quality, height=H, width=W, bands=N, dtype=array.dtype.name,
-                              latent_shape=[N, *q.shape[1:]])
+                              latent_shape=[N, *q.shape[1:]], entropy=coder.entropy)
     return container.pack(header, {"latent": latent, "klt": side})
+
+
+def _stack(q: np.ndarray, entropy: str) -> np.ndarray:
+    """Symbols ``[N, K, h, w]`` of the components as the entropy model codes them: side by side
+    ``[K, N, h, w]`` for the factorized model, stacked vertically ``[K, N * h, w]`` for 2-D models."""
+    q = q.transpose(1, 0, 2, 3)
+    return q if entropy == "none" else q.reshape(q.shape[0], -1, q.shape[3])
 
 
 def decompress_bands(header: dict, streams: dict[str, bytes], codec: WaveletCodec,
                      *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """The inverse of :func:`compress_bands` given an unpacked, hash-checked container."""
-    H, W, N, dtype, quality, (h, w) = check_multiband_header(header, codec, max_bands=MAX_BANDS, dtypes=DTYPES)
+    H, W, N, dtype, quality, (h, w), entropy = check_multiband_header(header, codec, max_bands=MAX_BANDS, dtypes=DTYPES)
     if H * W > max_pixels or H * W * N > 4 * max_pixels:
         raise LimitError(f"array of {W}x{H}x{N} exceeds the limit of {max_pixels} pixels")
     if set(streams) != {"latent", "klt"} or len(streams["klt"]) != 8 * (N + N * N + 1):
@@ -91,7 +98,11 @@ def decompress_bands(header: dict, streams: dict[str, bytes], codec: WaveletCode
     mean, basis, scale = side[:N], side[N : N + N * N].reshape(N, N), float(side[-1])
     if not (np.isfinite(side).all() and scale > 0):
         raise HeaderError("KLT side information is not finite")
-    symbols = LatentCoder(codec, quality, entropy="none").decompress(streams["latent"], (N, h, w))
+    K = codec.config.latent_channels
+    if entropy == "none":  # components side by side: [K, N, h, w]
+        symbols = LatentCoder(codec, quality, entropy="none").decompress(streams["latent"], (N, h, w))
+    else:  # components stacked vertically: one [K, N * h, w] latent
+        symbols = LatentCoder(codec, quality, entropy=entropy).decompress(streams["latent"], (N * h, w)).reshape(K, N, h, w)
     q = torch.from_numpy(symbols).transpose(0, 1)  # [N, K, h, w]
     device = next(codec.parameters()).device
     with torch.inference_mode():

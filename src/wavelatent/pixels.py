@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["decode_image_pixels", "encode_image_symbols", "pixels_to_tensor", "to_pixels"]
+__all__ = ["encode_latent", "decode_image_pixels", "encode_image_symbols", "pixels_to_tensor", "to_pixels"]
 
 
 def pixels_to_tensor(pixels: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
@@ -15,8 +15,8 @@ def pixels_to_tensor(pixels: np.ndarray, device: torch.device | str | None = Non
     return torch.from_numpy(pixels).to(device).permute(2, 0, 1).unsqueeze(0)
 
 
-def encode_image_symbols(codec, pixels: np.ndarray, quality: int | None = None) -> np.ndarray:
-    """uint8 pixels ``[H, W, C]`` (C = the codec's channels) -> int32 symbols ``[K, h, w]``.
+def encode_latent(codec, pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels ``[H, W, C]`` (C = the codec's channels) -> float latent ``[K, h, w]``.
 
     The image goes to the encoder as uint8 and is converted to float one stripe at a time.
     """
@@ -27,8 +27,15 @@ def encode_image_symbols(codec, pixels: np.ndarray, quality: int | None = None) 
         raise InputError(f"pixels must be uint8 [H, W, C], got {pixels.dtype} {pixels.shape}")
     device = next(codec.parameters()).device
     with torch.inference_mode():
-        q = codec.quantize(codec.encode(pixels_to_tensor(pixels, device)), quality)
-    return q[0].cpu().numpy().astype(np.int32, copy=False)
+        return codec.encode(pixels_to_tensor(pixels, device))[0].cpu().numpy()
+
+
+def encode_image_symbols(codec, pixels: np.ndarray, quality: int | None = None) -> np.ndarray:
+    """uint8 pixels ``[H, W, C]`` -> int32 symbols ``[K, h, w]``: :func:`encode_latent`, quantized."""
+    y = torch.from_numpy(encode_latent(codec, pixels)).unsqueeze(0)
+    with torch.inference_mode():
+        q = codec.quantize(y, quality)
+    return q[0].numpy().astype(np.int32, copy=False)
 
 
 def to_pixels(x_hat: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,9 @@ _PRESETS: dict[str, CodecConfig] = {
             description="RGB images, J=3 packets (192 channels) -> 12 latent channels: 16x fewer values.",
             # v2: encoder weights on the level-1 detail bands are zero (encode computes a quarter of the
             # transform; 2.4x faster, ~0.2 dB lower PSNR at equal rate than v1)
-            version=2,
+            # v3: same weights, the grid context model (entropy/grid.py); v2 files still decode
+            context="grid",
+            version=3,
         ),
         CodecConfig(
             name="image-rgb-4x",
@@ -53,8 +55,10 @@ _PRESETS: dict[str, CodecConfig] = {
             default_quality=4,  # ~1.76 bpp, ~36.5 dB on Kodak
             description="RGB images, J=3 packets (192 channels) -> 48 latent channels: 4x fewer values.",
             # v2: 26k steps (v1 + two fine-tunes, the last on steps 0.35..0.84) and the checkerboard context model
-            context="checkerboard",
-            version=2,
+            # v3: same weights, the grid context model; keeps the checkerboard tables so v2 files decode
+            context="grid",
+            legacy_context="checkerboard",
+            version=3,
         ),
         CodecConfig(
             name="image-gray-16x",
@@ -64,6 +68,8 @@ _PRESETS: dict[str, CodecConfig] = {
             decoder_width=48,
             decoder_blocks=3,
             description="Grayscale images, J=3 packets (64 channels) -> 4 latent channels: 16x fewer values.",
+            context="grid",  # v2: the grid context model; v1 files still decode
+            version=2,
         ),
         CodecConfig(
             name="test-image",
@@ -77,6 +83,8 @@ _PRESETS: dict[str, CodecConfig] = {
             quality_steps=(2.0, 1.0, 0.5),
             default_quality=2,
             description="Tiny RGB codec for tests (J=2, 48 -> 6 channels, 8x).",
+            context="grid",  # v2: the grid context model; v1 files still decode
+            version=2,
         ),
         CodecConfig(
             name="test-gray",
@@ -105,6 +113,8 @@ _PRESETS: dict[str, CodecConfig] = {
             default_quality=4,
             sample_rate=8000,
             description="Speech-rate mono at 8 kHz, J=5 packets (32 bands of 125 Hz) -> 16 latent channels: 2x fewer values.",
+            context="grid",  # v2: the grid context model; v1 files still decode
+            version=2,
         ),
         CodecConfig(
             name="audio-stereo-5x",
@@ -120,6 +130,8 @@ _PRESETS: dict[str, CodecConfig] = {
             default_quality=4,
             sample_rate=44100,
             description="Stereo at 44.1 kHz, J=6 packets (128 channels) -> 26 latent channels: 4.9x fewer values.",
+            context="grid",  # v2: the grid context model; v1 files still decode
+            version=2,
         ),
         CodecConfig(
             name="audio-stereo-20x",
@@ -135,6 +147,8 @@ _PRESETS: dict[str, CodecConfig] = {
             default_quality=4,
             sample_rate=44100,
             description="Stereo at 44.1 kHz, J=6 packets (128 channels) -> 6 latent channels: 21x fewer values.",
+            context="grid",  # v2: the grid context model; v1 files still decode
+            version=2,
         ),
         CodecConfig(
             name="test-audio",
@@ -151,6 +165,8 @@ _PRESETS: dict[str, CodecConfig] = {
             default_quality=2,
             sample_rate=8000,
             description="Tiny stereo 8 kHz codec for tests (J=2, 8 -> 2 channels, 4x).",
+            context="grid",  # v2: the grid context model; v1 files still decode
+            version=2,
         ),
     )
 }

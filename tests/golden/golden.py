@@ -106,28 +106,26 @@ def compress(codec, signal: np.ndarray, rate: int | None, quality: int) -> bytes
 def decoded(codec, data: bytes) -> np.ndarray:
     """``decompress`` output as integers: uint8 pixels, or audio as int16 at full scale 32768."""
     import wavelatent as wl
+    from wavelatent import container
+    from wavelatent.audio import decompress_audio
 
-    out = wl.decompress(data, codec)
-    if out.dtype == np.uint8:
-        return out
-    return np.clip(np.round(out.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+    if container.read_header(data).get("modality") == "audio":
+        out = decompress_audio(data, codec)[0]
+        return np.clip(np.round(out.astype(np.float64) * 32768), -32768, 32767).astype(np.int16)
+    return wl.decompress(data, codec)
 
 
 def stream_symbols(data: bytes, codec) -> np.ndarray:
-    """Unpack a .wlt file and entropy-decode its latent stream: int32 symbols (integers only)."""
+    """Unpack a .wlt file and entropy-decode its latent stream with the model the header names: int32
+    symbols (integers only)."""
     from wavelatent import container
-    from wavelatent.entropy import context, rans
+    from wavelatent.bitstream import LatentCoder
 
     c = container.unpack(data)
-    h, cfg = c.header, codec.config
-    quality = h["quality"]
-    offset = cfg.max_symbol(quality)
+    h = c.header
+    coder = LatentCoder(codec, h["quality"], entropy=h.get("entropy", "none"))
     if h["modality"] == "image":
-        K, hh, ww = h["latent_shape"]
-        if cfg.context == "checkerboard":
-            return context.decode(c.streams["latent"], codec.context_tables(quality), (hh, ww)).astype(np.int32)
-        sym = rans.decode(c.streams["latent"], codec.tables(quality), hh * ww)
-        return (sym.astype(np.int32) - offset).reshape(K, hh, ww)
+        return coder.decompress(c.streams["latent"], codec.latent_size((h["height"], h["width"])))
     G, K, P = h["latent_shape"]
     T = h["chunk"]
     lengths = np.frombuffer(c.streams["chunks"], dtype="<u4").astype(np.int64)
@@ -136,29 +134,23 @@ def stream_symbols(data: bytes, codec) -> np.ndarray:
         n = min(T, P - i * T)
         blob = c.streams["latent"][start : start + length]
         start += length
-        parts.append(rans.decode(blob, codec.tables(quality), G * n).astype(np.int32) - offset)
+        parts.append(coder.decompress(blob, (G * n,)))
     return np.concatenate(parts, axis=1)
 
 
 def encode_streams(symbols: np.ndarray, data: bytes, codec) -> dict[str, bytes]:
-    """Entropy-code ``symbols`` again, laid out as in ``data`` (header fields only): the streams
-    a file with these symbols must hold."""
+    """Entropy-code ``symbols`` again with the model the header names, laid out as in ``data``
+    (header fields only): the streams a file with these symbols must hold."""
     from wavelatent import container
-    from wavelatent.entropy import context, rans
+    from wavelatent.bitstream import LatentCoder
 
-    h, cfg = container.read_header(data), codec.config
-    quality = h["quality"]
-    offset = cfg.max_symbol(quality)
+    h = container.read_header(data)
+    coder = LatentCoder(codec, h["quality"], entropy=h.get("entropy", "none"))
     if h["modality"] == "image":
-        if cfg.context == "checkerboard":
-            return {"latent": context.encode(symbols, codec.context_tables(quality))}
-        return {"latent": rans.encode(symbols.reshape(symbols.shape[0], -1) + offset, codec.tables(quality))}
+        return {"latent": coder.compress(symbols)}
     G, K, P = h["latent_shape"]
     T = h["chunk"]
-    blobs = []
-    for p0 in range(0, P, T):
-        n = min(T, P - p0)
-        blobs.append(rans.encode(symbols[:, G * p0 : G * (p0 + n)] + offset, codec.tables(quality)))
+    blobs = [coder.compress(symbols[:, G * p0 : G * (p0 + min(T, P - p0))]) for p0 in range(0, P, T)]
     return {"latent": b"".join(blobs), "chunks": np.array([len(b) for b in blobs], dtype="<u4").tobytes()}
 
 

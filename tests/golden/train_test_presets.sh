@@ -15,8 +15,13 @@ rm -rf "$RUNS"
 trap 'rm -rf "$RUNS"' EXIT
 python -m wavelatent --threads 1 train "$DATA/images/train" -o "$RUNS/test-image" --preset test-image \
     --steps 300 --batch-size 8 --crop 64 --val-count 4 --val-every 300 --seed 0 --no-progress
-python -m wavelatent export "$RUNS/test-image/last.safetensors" -o src/wavelatent/weights/test-image.safetensors --force
+python -m wavelatent export "$RUNS/test-image/last.safetensors" -o "$RUNS/test-image.safetensors" --force
+# the grid context model, fitted on the training images (every 5th left out)
+python -m wavelatent --threads 1 fit-entropy "$RUNS/test-image.safetensors" -o src/wavelatent/weights/test-image.safetensors \
+    --data "$DATA/images/train" --force
 python -m wavelatent --threads 1 train "$DATA/audio/fsdd" -o "$RUNS/test-audio" --preset test-audio \
     --steps 300 --batch-size 8 --seed 0 --no-progress
-python -m wavelatent export "$RUNS/test-audio/last.safetensors" -o src/wavelatent/weights/test-audio.safetensors --force
+python -m wavelatent export "$RUNS/test-audio/last.safetensors" -o "$RUNS/test-audio.safetensors" --force
+python -m wavelatent --threads 1 fit-entropy "$RUNS/test-audio.safetensors" -o src/wavelatent/weights/test-audio.safetensors \
+    --data "$DATA/audio/fsdd" --force
 sha256sum src/wavelatent/weights/test-image.safetensors src/wavelatent/weights/test-audio.safetensors

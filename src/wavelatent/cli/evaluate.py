@@ -49,7 +49,8 @@ def add_parsers(sub) -> dict[str, Callable]:
                    "autoencoder, taef2-png8 + taef2-float32, or name taef2-webp8; weights from $WAVELATENT_TAEF2_DIR "
                    "or ../shared/data/reference/taef2)")
     e.add_argument("--reference", help="folder of CompressAI-schema *.json results to overlay (dashed)")
-    e.add_argument("--anchor", default="jpeg", help="codec the BD table compares against (default: jpeg)")
+    e.add_argument("--anchor", default="jpeg,webp,avif", help="comma-separated codecs the BD tables compare "
+                   "against, those evaluated (default: jpeg,webp,avif)")
     e.add_argument("--bd-method", choices=("cubic", "pchip"), default="cubic",
                    help="Bjontegaard interpolation: cubic fit (VCEG-M33) or piecewise cubic (default: cubic)")
     e.add_argument("-j", "--jobs", type=int, default=1, help="worker processes over images (1 torch thread each)")
@@ -136,7 +137,7 @@ def cmd_evaluate(a) -> int:
     _check_folder(a.folder)
     codecs = default_codecs(_csv(a.presets), a.weights, _csv(a.baselines))
     result = evaluate(a.folder, a.out, codecs, jobs=a.jobs, progress=a.progress, limit=a.limit,
-                      max_size=a.max_size, reference=a.reference, anchor=a.anchor, bd_method=a.bd_method,
+                      max_size=a.max_size, reference=a.reference, anchor=_csv(a.anchor) or None, bd_method=a.bd_method,
                       force=a.force)
     for name, doc in result.curves.items():
         res = doc["results"]

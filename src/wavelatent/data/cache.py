@@ -299,7 +299,7 @@ def read_coded_shard(path_or_bytes, codec, expect: tuple[int, Sequence[int]] | N
     if expect is not None and (n != expect[0] or shape != list(expect[1])):
         raise CacheError(f"the shard holds {n} x {shape}, the index says {expect[0]} x {list(expect[1])}")
     entropy = h.get("entropy", "none")
-    if not isinstance(entropy, str) or entropy not in (codec.config.context, "none"):
+    if not isinstance(entropy, str) or entropy not in codec.config.entropy_models:
         raise CacheError(f"the shard's entropy model {entropy!r:.40} is not {codec.config.name}'s")
     try:
         coder = LatentCoder(codec, quality, entropy=entropy)

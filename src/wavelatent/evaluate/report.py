@@ -213,18 +213,20 @@ def write_html(path: Path, curves: dict[str, dict], bd: list[dict], crops: list[
         if f"plot:{stem}:svg" in files:
             parts.append(f"<p><img src='rd_{stem}.svg' alt='RD plot {stem}' style='max-width:100%'>"
                          f"<br><a href='rd_{stem}.png'>PNG</a></p>")
-    if bd:
-        anchor = bd[0]["anchor"]
-        parts.append(f"<h2>Bjontegaard deltas against {e(anchor)} ({e(bd[0]['method'])})</h2>"
+    for anchor in dict.fromkeys(r["anchor"] for r in bd):
+        rows = [r for r in bd if r["anchor"] == anchor]
+        parts.append(f"<h2>Bjontegaard deltas against {e(anchor)} ({e(rows[0]['method'])})</h2>"
                      "<p>BD-rate: average bit-rate change at equal quality (negative = fewer bits); BD-PSNR: "
                      "average quality change at equal rate. MS-SSIM measures on its dB scale.</p><table><tr>"
                      "<th>codec</th><th>BD-rate PSNR-RGB %</th><th>BD-PSNR RGB dB</th><th>BD-rate PSNR-Y %</th>"
                      "<th>BD-rate MS-SSIM %</th><th>BD MS-SSIM dB</th></tr>")
-        for r in bd:
+        for r in rows:
             parts.append(f"<tr><td>{e(r['codec'])}</td><td>{_fmt(r['bd_rate_psnr_rgb'], 1)}</td>"
                          f"<td>{_fmt(r['bd_psnr_rgb'], 2)}</td><td>{_fmt(r['bd_rate_psnr_y'], 1)}</td>"
                          f"<td>{_fmt(r['bd_rate_ms_ssim'], 1)}</td><td>{_fmt(r['bd_ms_ssim_db'], 2)}</td></tr>")
-        parts.append("</table><p><a href='bd.json'>bd.json</a></p>")
+        parts.append("</table>")
+    if bd:
+        parts.append("<p><a href='bd.json'>bd.json</a></p>")
     if crops:
         parts.append("<h2>Side by side (centre crop, shown 2x)</h2><div class='crops'>")
         parts += [f"<figure><img src='{e(c['file'])}' alt='{e(c['label'])}'><figcaption>{e(c['label'])}"

@@ -181,7 +181,7 @@ def evaluate(
     limit: int | None = None,
     max_size: int | None = None,
     reference: str | os.PathLike | None = None,
-    anchor: str | None = "jpeg",
+    anchor: str | list[str] | None = ("jpeg", "webp", "avif"),
     bd_method: str = "cubic",
     crop_size: int = 192,
     force: bool = True,
@@ -193,7 +193,7 @@ def evaluate(
     encode and decode seconds. Writes into ``out_dir``: ``<codec>.json`` (CompressAI schema,
     averages over images per point), ``results.csv`` (every row), ``rd_psnr`` and ``rd_msssim``
     plots (PNG and SVG; the ``*.json`` curves of ``reference`` overlaid dashed), ``bd.json``
-    (BD measures against ``anchor``), crops beside ``report.html``.
+    (BD measures against each codec of ``anchor`` that was evaluated), crops beside ``report.html``.
 
     ``jobs > 1``: a process pool over images, one torch thread per worker (timings then share the
     CPU). ``limit``: the first N images; ``max_size``: centre-crop each image to at most that.
@@ -224,9 +224,11 @@ def evaluate(
         raise InputError("no codecs to evaluate")
     unique_names(codecs)
     names = [c.name for c in codecs]
-    if anchor is not None and anchor not in names:
+    anchors = [anchor] if isinstance(anchor, str) else list(anchor or [])
+    missing = [a for a in anchors if a not in names]
+    if missing and isinstance(anchor, str):
         note(f"anchor {anchor!r} is not among the codecs ({', '.join(names)}); no BD table")
-        anchor = None
+    anchors = [a for a in anchors if a in names]
 
     t0 = time.perf_counter()
     rows = _run_all(paths, codecs, max_size, jobs, progress)
@@ -239,10 +241,11 @@ def evaluate(
 
     curves = {c.name: report.summarize(c, rows, len(paths), max_size) for c in codecs}
     bd = []
-    if anchor is not None:
+    if anchors:
         from .bd import bd_table
 
-        bd = bd_table({n: d["results"] for n, d in curves.items()}, anchor, method=bd_method)
+        for a in anchors:  # one table per anchor: every codec against JPEG, WebP, AVIF ...
+            bd += bd_table({n: d["results"] for n, d in curves.items()}, a, method=bd_method)
 
     out.mkdir(parents=True, exist_ok=True)
     files = report.write_json(out, curves)
@@ -265,7 +268,7 @@ def evaluate(
         "max size": f"centre crop to {max_size} px" if max_size else "full images",
         "jobs": str(jobs),
         "wall time": f"{seconds:.1f} s",
-        "BD": (f"against {anchor}, {bd_method} interpolation (see wavelatent.evaluate.bd)" if bd else "none"),
+        "BD": (f"against {', '.join(anchors)}, {bd_method} interpolation (see wavelatent.evaluate.bd)" if bd else "none"),
     }
     files["html"] = report.write_html(out / "report.html", curves, bd, crops, refs, settings, notes, files)
     return EvaluationResult(out, rows, curves, bd, files, notes)

@@ -125,7 +125,7 @@ def copy_trained(source: WaveletCodec, target: WaveletCodec) -> None:
     """Copy ``source``'s trained weights into ``target`` (same architecture; quality steps, default
     quality and entropy model may differ). Entropy tables, derived from the weights, are left to
     ``freeze`` / context fitting. Raises WeightsError if the architectures differ."""
-    derived = ("tables_", "context_")
+    derived = ("tables_", "context_", "grid_")
     state = {k: v for k, v in source.state_dict().items() if not k.startswith(derived)}
     try:
         missing, unexpected = target.load_state_dict(state, strict=False)
@@ -151,7 +151,9 @@ def export_checkpoint(
     ``default_quality`` overrides the quality that ``compress`` uses when none is given;
     ``prune`` applies :func:`prune_details`; ``quality_steps`` replaces the quantization steps
     (keep them within the range trained); ``context_data`` (a folder of images, never the test set)
-    switches to the checkerboard context model fitted on them (train/context.py).
+    (images or audio) switches to the grid context model fitted on them (train/grid.py); without it a
+    config naming a context model exports with the per-channel tables (``wavelatent fit-entropy`` fits
+    one later).
     """
     ckpt = load_checkpoint(path)
     codec = copy.deepcopy(ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec).eval()
@@ -161,8 +163,7 @@ def export_checkpoint(
                                                                                          len(quality_steps)))
     if default_quality is not None:
         config = config.replace(default_quality=config.check_quality(default_quality))
-    if context_data is not None:
-        config = config.replace(context="checkerboard")
+    config = config.replace(context="grid" if context_data is not None else "none", legacy_context="none")
     if config != codec.config:
         trained, codec = codec, WaveletCodec(config).eval()
         copy_trained(trained, codec)
@@ -171,9 +172,7 @@ def export_checkpoint(
         extra["pruned"] = f"level-1 detail bands (largest removed weight {prune_details(codec):.2e} of the largest)"
     codec.freeze()
     if context_data is not None:
-        from .context import fit_context, load_fit_images
+        from .grid import fit_codec
 
-        images = load_fit_images(context_data, config.channels, progress=progress)
-        report = fit_context(codec, images, progress=progress)
-        extra["context_fit"] = json.dumps({"images": len(images), "bits_per_symbol": report}, sort_keys=True)
+        extra["grid_fit"] = json.dumps(fit_codec(codec, context_data, holdout=0, progress=progress), sort_keys=True)
     return save_weights(codec, out, extra=extra)

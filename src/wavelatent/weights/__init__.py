@@ -91,6 +91,37 @@ def remember_sha256(codec: torch.nn.Module, sha: str) -> str:
     return sha
 
 
+# codec -> (its hash when loaded, the older releases its file declares it decodes)
+_ALSO_DECODES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[str, tuple[str, ...]]]" = weakref.WeakKeyDictionary()
+
+
+def also_decodes(meta: dict[str, str]) -> tuple[str, ...]:
+    """The older weights hashes a weights file's metadata declares its codec decodes: releases with
+    the same decoder, quantizer and older entropy tables (a new entropy model added, nothing changed)."""
+    try:
+        value = json.loads(meta.get("also_decodes", "[]"))
+    except json.JSONDecodeError:
+        raise WeightsError("weights metadata 'also_decodes' is not JSON") from None
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v) for v in value
+    ):
+        raise WeightsError("weights metadata 'also_decodes' must be a list of sha256 hex digests")
+    return tuple(value)
+
+
+def accepts_weights(codec: torch.nn.Module, sha: str) -> bool:
+    """Whether a file naming weights ``sha`` (all 64 hex digits, or a prefix of at least 16) decodes
+    with ``codec``: its weights as they are now, or, while they are unchanged since loading, an older
+    release that its weights file declares (``also_decodes``)."""
+    if not isinstance(sha, str) or not 16 <= len(sha) <= 64 or any(c not in "0123456789abcdef" for c in sha):
+        return False
+    own = weights_sha256(codec)
+    if own.startswith(sha):
+        return True
+    loaded, older = _ALSO_DECODES.get(codec, ("", ()))
+    return loaded == own and any(o.startswith(sha) for o in older)
+
+
 def weights_sha256(codec: torch.nn.Module) -> str:
     """The sha256 of ``codec``'s weights file as the weights are *now*: the hash recorded when it was
     loaded or saved while no tensor has been replaced or edited in place since, else the hash of
@@ -155,7 +186,8 @@ def deserialize(data: bytes, *, source: str = "<bytes>", sha256: str | None = No
     wrong += [k for k, v in (*codec.named_parameters(), *codec.named_buffers()) if v.is_meta]
     if wrong:
         raise WeightsError(f"{source}: weights do not match config {config.name!r}: dtype or shape of {wrong[:3]}")
-    remember_sha256(codec, sha256 if sha256 is not None else hashlib.sha256(data).hexdigest())
+    sha = remember_sha256(codec, sha256 if sha256 is not None else hashlib.sha256(data).hexdigest())
+    _ALSO_DECODES[codec] = (sha, also_decodes(meta))
     return codec.eval()
 
 
