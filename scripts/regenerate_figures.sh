@@ -12,6 +12,7 @@
 #   bench    results/bench/kodak.json               Evaluation and benchmarks: the bench table
 #   audio    results/audio/music/                   Audio: the held-out music table (~5 min)
 #   loader   results/learn/loader-*.json            Latent caches: the DataLoader samples/s
+#   entropy  results/entropy/benchmark.json         Entropy model: files vs the WebP mosaic and the previous model, speed
 # Measure on a quiet machine: speeds scale with whatever else runs (each file records the load average).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 wl() { python -m wavelatent "$@"; }
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(goldens pinned kodak bench audio loader)
+[ ${#steps[@]} -eq 0 ] && steps=(goldens pinned kodak bench audio loader entropy)
 
 for step in "${steps[@]}"; do
   echo "== $step" >&2
@@ -32,7 +33,9 @@ for step in "${steps[@]}"; do
       python scripts/pin_rd.py ;;
     kodak)
       wl evaluate "$DATA/images/kodak" -o results/image/kodak --reference "$DATA/reference/kodak" \
-          --presets image-rgb-16x,image-rgb-4x --baselines jpeg,webp --jobs 2 --force ;;
+          --presets image-rgb-16x,image-rgb-4x --baselines jpeg,webp,avif --jobs 2 --force
+      echo '{"what": "provenance of the files in this folder"}' > results/image/kodak/provenance.json
+      python scripts/provenance.py results/image/kodak/provenance.json --command "wavelatent evaluate KODAK -o results/image/kodak --reference REF --presets image-rgb-16x,image-rgb-4x --baselines jpeg,webp,avif --jobs 2 --force" --threads 1 ;;
     bench)
       mkdir -p results/bench
       cmd="wavelatent bench $DATA/images/kodak --limit 4 --threads 1,2 --repeats 5 --json results/bench/kodak.json"
@@ -48,6 +51,8 @@ for step in "${steps[@]}"; do
       wl --threads 1 evaluate-audio "$WORK/held-out" -o results/audio/music --presets audio-stereo-5x,audio-stereo-20x \
           --max-seconds 30 --no-progress --force
       python scripts/provenance.py results/audio/music/results.json --command "$cmd" --threads 1 ;;
+    entropy)
+      python benchmarks/entropy_coding.py ;;
     loader)
       mkdir -p results/learn
       wl --threads 2 cache "$DATA/imagenette/train" -o "$WORK/in-train" --preset image-rgb-16x --size 144 --jobs 2 --no-progress

@@ -377,7 +377,8 @@ HOSTILE_AUDIO = {
     "frames-lie": ("STEREO", dict(frames=EIGHT_HOURS), HeaderError),
     "256-channels": ("MONO", lambda d, c: _audio_consistent(d, c, channels=256), None),
     "257-channels": ("MONO", lambda d, c: _audio_consistent(d, c, channels=257), HeaderError),
-    "channels-lie": ("STEREO", dict(channels=1), HeaderError),
+    # channel groups follow from the channels (newer headers do not repeat them): a consistent lie decodes
+    "channels-lie": ("STEREO", dict(channels=1), None),
     "zero-channels": ("STEREO", dict(channels=0), HeaderError),
     "rate-1hz": ("MONO", lambda d, c: _audio_consistent(d, c, frames=1, rate=1), None),
     "rate-max": ("MONO", lambda d, c: _audio_consistent(d, c, rate=768_000), None),

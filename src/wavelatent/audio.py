@@ -284,13 +284,7 @@ def _compress(blocks: Iterable[np.ndarray], rate: int, channels: int, frames: in
         subtype=subtype,
         source_format=fmt,
         gain=gain,
-        coded_rate=cfg.sample_rate,
-        coded_frames=coded_frames,
-        groups=groups,
-        block=s,
-        margin=E,
         chunk=T,
-        latent_shape=[G, K, M + 2 * E],
     )
     lengths = np.array([len(b) for b in blobs], dtype="<u4").tobytes()
     return container.pack(header, {"latent": b"".join(blobs), "chunks": lengths})
@@ -333,21 +327,23 @@ def _layout(data: bytes, codec, limits: container.Limits) -> _Layout:
     if not isinstance(gain, (int, float)) or isinstance(gain, bool) or not (0 < gain <= 1):
         raise HeaderError(f"header field 'gain' is missing or invalid: {gain!r:.40}")
     field(h, "subtype", str)
-    if h.get("coded_rate") != cfg.sample_rate:
+    # fields that follow from the rest and the codec: files since v0.2 leave them out, older files
+    # hold them, and where present they must agree
+    if h.get("coded_rate", cfg.sample_rate) != cfg.sample_rate:
         raise HeaderError(f"coded rate {h.get('coded_rate')!r:.40} is not {cfg.name}'s {cfg.sample_rate} Hz")
     coded_frames = resampled_length(frames, rate, cfg.sample_rate)
-    if h.get("coded_frames") != coded_frames:
+    if h.get("coded_frames", coded_frames) != coded_frames:
         raise HeaderError(f"coded_frames {h.get('coded_frames')!r:.40} does not follow from {frames} frames")
-    groups = h.get("groups")
-    if groups != channel_groups(channels, cfg.channels):
-        raise HeaderError(f"channel groups {groups!r:.80} do not fit {channels} channels and {cfg.name}")
+    groups = channel_groups(channels, cfg.channels)
+    if h.get("groups", groups) != groups:
+        raise HeaderError(f"channel groups {h.get('groups')!r:.80} do not fit {channels} channels and {cfg.name}")
     geo = geometry(model)
-    if h.get("block") != geo.block or h.get("margin") != geo.margin:
+    if h.get("block", geo.block) != geo.block or h.get("margin", geo.margin) != geo.margin:
         raise HeaderError("block or margin do not fit the codec")
     T = field(h, "chunk", int, lambda v: 1 <= v * geo.block * len(groups) <= MAX_CHUNK_SAMPLES)
     M = math.ceil(coded_frames / geo.block)
     P = M + 2 * geo.margin
-    if h.get("latent_shape") != [len(groups), cfg.latent_channels, P]:
+    if h.get("latent_shape", [len(groups), cfg.latent_channels, P]) != [len(groups), cfg.latent_channels, P]:
         raise HeaderError(f"latent shape {h.get('latent_shape')!r:.80} does not fit the file")
     entropy = check_entropy(h, model)
     if set(c.streams) != {"latent", "chunks"}:
@@ -525,6 +521,12 @@ def audio_info(header: dict, file_bytes: int) -> dict[str, Any]:
         bits = _SUBTYPE_BITS.get(header.get("subtype"), 16)
         info["compression_ratio"] = frames * channels * bits / 8 / file_bytes
     groups, preset = header.get("groups"), header.get("preset")
+    if groups is None and isinstance(channels, int) and 0 < channels <= MAX_CHANNELS:  # newer files: derived
+        from .registry import get_config, list_presets
+
+        if isinstance(preset, str) and preset in list_presets() and get_config(preset).modality == MODALITY:
+            groups = channel_groups(channels, get_config(preset).channels)
+            info["groups"] = groups
     if isinstance(groups, list) and groups and all(isinstance(g, list) for g in groups):
         info["coding"] = (f"{len(groups)} group(s) of {len(groups[0])} channel(s) with {preset}: "
                           + " ".join("(" + ",".join(str(c) for c in g) + ")" for g in groups))

@@ -126,7 +126,7 @@ def stream_symbols(data: bytes, codec) -> np.ndarray:
     coder = LatentCoder(codec, h["quality"], entropy=h.get("entropy", "none"))
     if h["modality"] == "image":
         return coder.decompress(c.streams["latent"], codec.latent_size((h["height"], h["width"])))
-    G, K, P = h["latent_shape"]
+    G, K, P = audio_latent_shape(h, codec)
     T = h["chunk"]
     lengths = np.frombuffer(c.streams["chunks"], dtype="<u4").astype(np.int64)
     parts, start = [], 0
@@ -136,6 +136,20 @@ def stream_symbols(data: bytes, codec) -> np.ndarray:
         start += length
         parts.append(coder.decompress(blob, (G * n,)))
     return np.concatenate(parts, axis=1)
+
+
+def audio_latent_shape(h: dict, codec) -> tuple[int, int, int]:
+    """``(groups, K, positions)`` of an audio file: held by older headers, derived for newer ones."""
+    import math
+
+    from wavelatent.audio import channel_groups, geometry
+    from wavelatent.io.audio import resampled_length
+
+    if "latent_shape" in h:
+        return tuple(h["latent_shape"])
+    cfg, geo = codec.config, geometry(codec)
+    coded = resampled_length(h["frames"], h["sample_rate"], cfg.sample_rate)
+    return len(channel_groups(h["channels"], cfg.channels)), cfg.latent_channels, math.ceil(coded / geo.block) + 2 * geo.margin
 
 
 def encode_streams(symbols: np.ndarray, data: bytes, codec) -> dict[str, bytes]:
@@ -148,7 +162,7 @@ def encode_streams(symbols: np.ndarray, data: bytes, codec) -> dict[str, bytes]:
     coder = LatentCoder(codec, h["quality"], entropy=h.get("entropy", "none"))
     if h["modality"] == "image":
         return {"latent": coder.compress(symbols)}
-    G, K, P = h["latent_shape"]
+    G, K, P = audio_latent_shape(h, codec)
     T = h["chunk"]
     blobs = [coder.compress(symbols[:, G * p0 : G * (p0 + min(T, P - p0))]) for p0 in range(0, P, T)]
     return {"latent": b"".join(blobs), "chunks": np.array([len(b) for b in blobs], dtype="<u4").tobytes()}

@@ -1,0 +1,240 @@
+"""Entropy coding, measured from real files in one run: the grid context model against the
+lossless-WebP mosaic of the very same symbols (WaLLoC's own storage), against the previous
+presets' entropy model (same symbols, so same PSNR/SNR), and its speed against Pillow JPEG/WebP.
+
+    python benchmarks/entropy_coding.py                 # everything (about 5 minutes here)
+    python benchmarks/entropy_coding.py --quick         # fewer images/clips and timing repeats
+
+Images: ``image-rgb-16x``, ``image-rgb-4x`` and ``image-gray-16x`` at their default quality on Kodak
+(24 images) and on the photos the context model was *not* fitted on (every 5th file of
+``images/train``, sorted; see ``wavelatent fit-entropy --holdout``). Bytes are whole ``.wlt`` files
+(header, CRC and all) written by ``wavelatent.compress``; the WebP mosaic stores each group of 3
+latent channels as one lossless WebP image (Pillow, ``lossless=True, quality=100, method=6``; symbols
++ 128 as uint8), all its files' bytes counted. "previous" is the same file with the entropy model of
+the presets before (per-channel tables, or the checkerboard model of ``image-rgb-4x``).
+
+Audio: ``audio-stereo-5x`` and ``audio-stereo-20x`` at their default quality on the middle 20 s of
+music not used in training (the three held-out ``audio/music`` files and the ``audio/music-cc``
+files); ``audio-mono-2x`` on the FSDD test split. Same comparison against the previous model.
+
+Speed (1 thread, Kodak): encode = uint8 array -> bytes, decode = bytes -> uint8 array, each the
+median of ``--repeats`` passes; the entropy stage (``LatentCoder`` alone, on the same symbols) as a
+share of it. Writes ``--out`` (JSON with provenance) and prints a summary whose last line holds the
+headline ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+HELD_MUSIC = ("sweet-waltz", "Vibe_Ace", "Drum-bass")
+
+
+def webp_mosaic_bytes(q: np.ndarray) -> int:
+    """Lossless WebP of signed symbols ``[K, h, w]``, 3 channels per image (+128 as uint8; a second
+    plane of the high bits where symbols leave [-128, 127])."""
+    from PIL import Image
+
+    K = q.shape[0]
+    planes = [q + 128]
+    if q.min() < -128 or q.max() > 127:
+        planes = [(q + 32768) & 255, (q + 32768) >> 8]
+    total = 0
+    for plane in planes:
+        u = plane.astype(np.uint8)
+        for g in range(0, K, 3):
+            part = u[g : g + 3]
+            if part.shape[0] < 3:
+                part = np.concatenate([part, np.zeros((3 - part.shape[0], *part.shape[1:]), np.uint8)])
+            buf = io.BytesIO()
+            Image.fromarray(np.ascontiguousarray(part.transpose(1, 2, 0))).save(
+                buf, "WEBP", lossless=True, quality=100, method=6)
+            total += len(buf.getvalue())
+    return total
+
+
+def legacy_model(codec) -> str:
+    cfg = codec.config
+    return cfg.legacy_context if cfg.legacy_context != "none" else "none"
+
+
+def image_rows(presets: list[str], quick: bool) -> list[dict]:
+    import wavelatent as wl
+    from wavelatent.data import list_images, load_images
+    from wavelatent.models import load_codec
+    from wavelatent.pixels import encode_image_symbols
+    from wavelatent.train.grid import HOLDOUT
+
+    kodak = list_images(DATA / "images" / "kodak")
+    held = list_images(DATA / "images" / "train")[::HOLDOUT]
+    if quick:
+        kodak, held = kodak[:6], held[:6]
+    rows = []
+    for preset in presets:
+        codec = load_codec(preset)
+        cfg = codec.config
+        for name, paths in (("kodak", kodak), ("held-out photos", held)):
+            ims = load_images(paths, cfg.channels)
+            pixels = sum(im.shape[0] * im.shape[1] for im in ims)
+            ours = prev = webp = 0
+            for im in ims:
+                img = im if cfg.channels == 3 else im[:, :, 0]
+                ours += len(wl.compress(img, codec))
+                prev += len(wl.compress(img, codec, entropy=legacy_model(codec)))
+                webp += webp_mosaic_bytes(encode_image_symbols(codec, im, cfg.default_quality))
+            rows.append({"preset": preset, "quality": cfg.default_quality, "set": name, "images": len(ims),
+                         "bpp": 8 * ours / pixels, "bpp_previous": 8 * prev / pixels, "bpp_webp_mosaic": 8 * webp / pixels,
+                         "ratio_vs_webp_mosaic": ours / webp, "ratio_vs_previous": ours / prev,
+                         "previous_model": legacy_model(codec)})
+            print(f"{preset:16s} {name:16s} {8 * ours / pixels:.4f} bpp  previous {8 * prev / pixels:.4f}  "
+                  f"WebP mosaic {8 * webp / pixels:.4f}  -> {ours / webp:.3f}x WebP, {ours / prev:.3f}x previous")
+    return rows
+
+
+def audio_rows(quick: bool) -> list[dict]:
+    from wavelatent.audio import compress_audio, decompress_audio
+    from wavelatent.data.audio import list_audio, read_clip
+    from wavelatent.models import load_codec
+
+    music = [p for p in list_audio(DATA / "audio" / "music") if any(h in p.name for h in HELD_MUSIC)]
+    music += list_audio(DATA / "audio" / "music-cc")
+    fsdd = [p for p in list_audio(DATA / "audio" / "fsdd") if int(p.stem.split("_")[2]) < 5]
+    if quick:
+        music, fsdd = music[:4], fsdd[:60]
+    rows = []
+    for preset, files, seconds in (("audio-stereo-5x", music, 20.0), ("audio-stereo-20x", music, 20.0),
+                                   ("audio-mono-2x", fsdd, None)):
+        codec = load_codec(preset)
+        cfg = codec.config
+        ours = prev = 0
+        err = sig = 0.0
+        for path in files:
+            x = read_clip(path, 44100 if cfg.channels == 2 else 8000, cfg.channels)
+            if seconds is not None:
+                n = int(seconds * 44100)
+                start = max(0, (len(x) - n) // 2)
+                x = x[start : start + n]
+            a = compress_audio(x, 44100 if cfg.channels == 2 else 8000, codec)
+            b = compress_audio(x, 44100 if cfg.channels == 2 else 8000, codec, entropy=legacy_model(codec))
+            ours, prev = ours + len(a), prev + len(b)
+            y = decompress_audio(a, codec)[0]
+            err += float(((y - x) ** 2).sum())
+            sig += float((x**2).sum())
+        rows.append({"preset": preset, "quality": cfg.default_quality, "files": len(files),
+                     "excerpt_seconds": seconds, "bytes": ours, "bytes_previous": prev,
+                     "fewer_bytes_than_previous": 1 - ours / prev, "snr_db": 10 * np.log10(sig / err)})
+        print(f"{preset:16s} {len(files)} files: {ours} bytes vs previous {prev} ({100 * (1 - ours / prev):.1f} % fewer), "
+              f"SNR {10 * np.log10(sig / err):.2f} dB (same symbols as before)")
+    return rows
+
+
+def _median_time(fn, items, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for it in items:
+            fn(it)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def speed_rows(quick: bool, repeats: int) -> dict:
+    import torch
+    from PIL import Image
+
+    import wavelatent as wl
+    from wavelatent import container
+    from wavelatent.bitstream import LatentCoder
+    from wavelatent.data import list_images, load_images
+    from wavelatent.models import load_codec
+    from wavelatent.pixels import encode_image_symbols
+
+    torch.set_num_threads(1)
+    ims = load_images(list_images(DATA / "images" / "kodak")[: 4 if quick else 12], 3)
+    mp = sum(im.shape[0] * im.shape[1] for im in ims) / 1e6
+
+    def pillow(fmt):
+        def enc(im):
+            buf = io.BytesIO()
+            Image.fromarray(im).save(buf, fmt, quality=75)
+            return buf.getvalue()
+        return enc
+
+    out: dict = {"images": len(ims), "megapixels": mp, "threads": 1}
+    for fmt in ("JPEG", "WEBP"):
+        enc = pillow(fmt)
+        blobs = [enc(im) for im in ims]
+        out[fmt.lower()] = {"encode_mps": mp / _median_time(enc, ims, repeats),
+                            "decode_mps": mp / _median_time(lambda b: np.asarray(Image.open(io.BytesIO(b))), blobs, repeats)}
+    for preset in ("image-rgb-16x", "image-rgb-4x"):
+        codec = load_codec(preset)
+        quality = codec.config.default_quality
+        blobs = [wl.compress(im, codec) for im in ims]
+        enc_s = _median_time(lambda im: wl.compress(im, codec), ims, repeats)
+        dec_s = _median_time(lambda b: wl.decompress(b, codec), blobs, repeats)
+        coder = LatentCoder(codec, quality)
+        symbols = [encode_image_symbols(codec, im, quality) for im in ims]
+        streams = [container.unpack(b).streams["latent"] for b in blobs]
+        ent_enc = _median_time(coder.compress, symbols, repeats)
+        ent_dec = _median_time(lambda sd: coder.decompress(sd[0], sd[1].shape[1:]), list(zip(streams, symbols)), repeats)
+        out[preset] = {"quality": quality, "encode_mps": mp / enc_s, "decode_mps": mp / dec_s,
+                       "entropy_share_encode": ent_enc / enc_s, "entropy_share_decode": ent_dec / dec_s,
+                       "encode_vs_jpeg": (mp / enc_s) / out["jpeg"]["encode_mps"],
+                       "encode_vs_webp": (mp / enc_s) / out["webp"]["encode_mps"]}
+        r = out[preset]
+        print(f"{preset:16s} encode {r['encode_mps']:.1f} MP/s ({r['encode_vs_jpeg']:.2f}x JPEG q75, "
+              f"{r['encode_vs_webp']:.2f}x WebP q75), decode {r['decode_mps']:.2f} MP/s; entropy stage "
+              f"{100 * r['entropy_share_encode']:.0f} % of encode, {100 * r['entropy_share_decode']:.0f} % of decode")
+    print(f"Pillow JPEG q75 encode {out['jpeg']['encode_mps']:.1f} MP/s, WebP q75 {out['webp']['encode_mps']:.1f} MP/s")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="6 images per set, 4 music files, 60 digits, 4 timing images")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "entropy" / "benchmark.json")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: images, audio, speed")
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    skip = set(filter(None, a.skip.split(",")))
+    started = time.time()
+    result: dict = {}
+    if "images" not in skip:
+        result["images"] = image_rows(["image-rgb-16x", "image-rgb-4x", "image-gray-16x"], a.quick)
+    if "audio" not in skip:
+        result["audio"] = audio_rows(a.quick)
+    if "speed" not in skip:
+        result["speed"] = speed_rows(a.quick, a.repeats)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from provenance import provenance
+
+    result["provenance"] = provenance("python benchmarks/entropy_coding.py " + " ".join(argv or sys.argv[1:]), 1)
+    result["seconds"] = time.time() - started
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    from wavelatent.io.files import atomic_write_bytes
+
+    atomic_write_bytes(a.out, (json.dumps(result, indent=1) + "\n").encode(), force=True)
+    heads = []
+    for r in result.get("images", []):
+        if r["preset"] in ("image-rgb-16x", "image-rgb-4x"):
+            heads.append(f"{r['preset']}/{r['set'].split()[0]}_vs_webp={r['ratio_vs_webp_mosaic']:.3f}")
+    for r in result.get("audio", []):
+        heads.append(f"{r['preset']}_fewer_bytes={r['fewer_bytes_than_previous']:.3f}")
+    print(f"wrote {a.out}")
+    print(" ".join(heads))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
