@@ -68,6 +68,8 @@ class CodecConfig:
             value = getattr(self, name)
             if value not in CONTEXTS or (value == "checkerboard" and (self.modality != "image" or self.levels < 1)):
                 problems.append(f"{name} must be one of {CONTEXTS} ('checkerboard' for images only), got {value!r}")
+        if self.legacy_context == "grid":
+            problems.append("legacy_context cannot be 'grid' (the newest model is the codec's own context)")
         if self.modality == "audio" and (not isinstance(self.sample_rate, int) or not 1 <= self.sample_rate <= 768_000):
             problems.append("audio codecs need a sample_rate in 1..768000 Hz")
         if not 2 <= self.latent_bits <= 12:

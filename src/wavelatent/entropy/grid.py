@@ -37,7 +37,7 @@ from .tables import check_tables
 __all__ = [
     "BUCKETS", "GRID_LEVELS", "MODEL_VERSION", "PRECISION", "SHIFTS", "THRESHOLDS", "GridTables", "Lattices", "Pass",
     "buckets", "decode", "encode", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict", "predict_raw",
-    "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "choose_shifts", "laplace_tables", "residuals", "scale", "sigma_features_count",
+    "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "choose_shifts", "laplace_tables", "residuals", "scale", "sigma_features_count",
 ]
 
 MODEL_VERSION = 1
@@ -54,6 +54,9 @@ SHIFTS = (-4, 3)
 MAX_WEIGHT = 1 << 16  # |mu weight| bound (1/256 units)
 MAX_SIGMA_WEIGHT = 1 << 20
 _MAX_Q = 1 << 16  # symbol bound: keeps every float64 sum an exact integer
+MAX_CHANNELS = 1024
+"""Channels a grid model may have: with |q| <= 2**16, weights <= 2**20 and at most 8 offsets, every
+sum of products stays below 2**53 (about 2**51 at most), so float64 holds it exactly."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +151,10 @@ class GridTables:
             raise EntropyCodingError(f"grid sigma weights {sigma.shape} do not fit mu weights {mu.shape}")
         if f.ndim != 2 or f.shape[0] != BUCKETS or f.shape[1] % 4 != 1 or f.shape[1] > 4 * _MAX_Q + 1:
             raise EntropyCodingError(f"grid tables must be [{BUCKETS}, 4Q + 1] with Q <= {_MAX_Q}, got {f.shape}")
-        if not (np.issubdtype(mu.dtype, np.integer) and np.issubdtype(sigma.dtype, np.integer)):
-            raise EntropyCodingError("grid weights must be integers")
+        if C > MAX_CHANNELS:
+            raise EntropyCodingError(f"grid model of {C} channels: at most {MAX_CHANNELS}")
+        if not all(a.dtype.kind == "i" and a.dtype.itemsize <= 4 for a in (mu, sigma)):
+            raise EntropyCodingError("grid weights must be signed integers of at most 32 bits")
         if mu.size and np.abs(mu.astype(np.int64)).max() > MAX_WEIGHT:
             raise EntropyCodingError(f"grid mu weights must lie in [-{MAX_WEIGHT}, {MAX_WEIGHT}]")
         if sigma.size and (sigma.min() < 0 or sigma.max() > MAX_SIGMA_WEIGHT):
@@ -171,9 +176,13 @@ def laplace_tables(max_symbol: int, counts: np.ndarray | None = None, weight: fl
 
     Q = int(max_symbol)
     mean_abs = np.concatenate([[THRESHOLDS[0] / 2], np.sqrt(THRESHOLDS[:-1] * THRESHOLDS[1:]), [THRESHOLDS[-1] * 1.26]])
-    b = np.maximum(mean_abs / 256.0, 0.02)[:, None]
-    r = np.abs(np.arange(-2 * Q, 2 * Q + 1))[None, :]
-    prior = np.exp(-r / b)
+    import math
+
+    # rho**|r| by sequential products from one scalar exp per bucket (no vectorized exp, whose last
+    # bits differ between SIMD builds): the same integer tables on every machine
+    rho = np.array([math.exp(-1.0 / max(m / 256.0, 0.02)) for m in mean_abs])[:, None]
+    powers = np.cumprod(np.concatenate([np.ones((BUCKETS, 1)), np.repeat(rho, 2 * Q, axis=1)], axis=1), axis=1)
+    prior = np.concatenate([powers[:, :0:-1], powers], axis=1)  # |r| = 2Q .. 0 .. 2Q
     prior /= np.cumsum(prior, axis=1)[:, -1:]
     return quantize_pmf(prior * weight if counts is None else counts + weight * prior, PRECISION)
 
@@ -186,8 +195,9 @@ class Lattices:
         self.shape = shape
         self.pad = max((max(abs(x) for x in off) for p in passes(dims) for off in p.offsets), default=0)
         padded = tuple(s + 2 * self.pad for s in shape)
-        self.q = np.zeros((C, *padded), dtype=np.float64)
-        self.r = np.zeros((C, *padded), dtype=np.float64)  # |residual| of decoded symbols
+        # int32 holds every symbol and residual magnitude exactly; features go to float64 per operation
+        self.q = np.zeros((C, *padded), dtype=np.int32)
+        self.r = np.zeros((C, *padded), dtype=np.int32)  # |residual| of decoded symbols
 
     def interior(self) -> tuple[slice, ...]:
         return (slice(None),) + tuple(slice(self.pad, self.pad + s) for s in self.shape)
@@ -301,7 +311,9 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, logf: np.
     hist = hist.reshape(C, BUCKETS, N)
     used = np.flatnonzero(hist.sum((0, 1)))
     shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
-    costs = np.einsum("kbn,dbn->kd", hist[:, :, used].astype(np.float64), logf[:, used][shifted])
+    # code lengths in integer 2**-16 bits and integer sums: the same choice on every machine
+    bits = np.round(logf[:, used] * 65536.0).astype(np.int64)[shifted]  # [D, B, n]
+    costs = np.einsum("kbn,dbn->kd", hist[:, :, used].astype(np.int64), bits)
     return np.argmin(costs, axis=1) + lo  # ties: the smallest shift
 
 
@@ -313,7 +325,7 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
         raise EntropyCodingError(f"symbols must be integers of shape [C={C}, {t.dims} spatial dims], got {q.dtype} {q.shape}")
     if q.size and (q.min() < -Q or q.max() > Q):
         raise EntropyCodingError(f"symbols must be in [-{Q}, {Q}]")
-    if q.size == 0:
+    if q.size == 0 or Q == 0:  # nothing to code: every symbol is 0
         return b""
     f = np.asarray(t.freqs, dtype=np.int64)
     parts = residuals(q, t)
@@ -368,20 +380,22 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
     Raises EntropyCodingError (and nothing else) for a bad size, data that is not whole words, or a
     stream that does not decode to exactly these symbols with nothing left over.
     """
+    import math
+
     C, Q = t.check()
     shape = tuple(int(s) for s in shape)
     dims = t.dims
-    if len(shape) != dims or min(shape, default=0) < 0 or C * int(np.prod(shape)) > max_symbols:
+    if len(shape) != dims or min(shape, default=0) < 0 or C * math.prod(shape) > max_symbols:
         raise EntropyCodingError(f"latent of {C} x {shape} symbols is out of range ({dims}-D, at most {max_symbols})")
     if len(data) % 4:
         raise EntropyCodingError(f"rANS data must be a whole number of 4-byte words, got {len(data)} bytes")
-    if C * int(np.prod(shape)) == 0:
+    if C * math.prod(shape) == 0 or Q == 0:
         if len(data):
             raise EntropyCodingError(f"expected no rANS data for {C} x {shape} symbols, found {len(data)} bytes")
         return np.zeros((C, *shape), dtype=np.int32)
-    lat = Lattices(C, shape, dims)
     near_max, off_max = max_near(dims), max_offsets(dims)
     try:
+        lat = Lattices(C, shape, dims)
         models = t.models()
         coder = constriction_module().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         shifts = coder.decode(_shift_model(), C).astype(np.int64) + SHIFTS[0]

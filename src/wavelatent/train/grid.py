@@ -24,6 +24,7 @@ def _rows(n: int) -> np.ndarray:
 def _lstsq(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     if X.shape[1] == 0:
         return np.zeros(0)
+    X, y = X.astype(np.float64), y.astype(np.float64)
     G = X.T @ X + 1e-6 * np.eye(X.shape[1])
     return np.linalg.solve(G, X.T @ y)
 
@@ -32,6 +33,7 @@ def _nnls(A: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Non-negative least squares through the Cholesky factor of the Gram matrix (F x F, not rows x F)."""
     from scipy.optimize import nnls
 
+    A, y = A.astype(np.float64), y.astype(np.float64)
     scale = np.maximum(np.sqrt((A**2).mean(0)), 1e-9)  # column scaling conditions the problem
     As = A / scale
     G = As.T @ As
@@ -79,7 +81,7 @@ def fit(samples: list[np.ndarray], max_symbol: int, *, progress: bool = False) -
         for k in range(C):  # scale: spread, |r| around, earlier channels' |q| and |r| here
             A = np.concatenate([np.ones((len(sel), 1)), spread[:, k, sel].T, rr[:, k, sel].T, rsum[sel, None],
                                 absq[:k, sel].T, absr[:k, sel].T], axis=1)
-            v = np.round(_nnls(A, absr[k, sel]) * 256).astype(np.int64)
+            v = np.clip(np.round(_nnls(A, absr[k, sel]) * 256), 0, grid.MAX_SIGMA_WEIGHT).astype(np.int64)
             pn, nn = spread.shape[0], rr.shape[0]
             sig_w[i, k, 0] = v[0]
             sig_w[i, k, 1 : 1 + pn] = v[1 : 1 + pn]
