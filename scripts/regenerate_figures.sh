@@ -12,6 +12,7 @@
 #   bench    results/bench/kodak.json               Evaluation and benchmarks: the bench table
 #   audio    results/audio/music/                   Audio: the held-out music table (~5 min)
 #   loader   results/learn/loader-*.json            Latent caches: the DataLoader samples/s
+#   speech   results/audio/speech/                  Audio: the speech line (60 FSDD test clips, PESQ)
 #   entropy  results/entropy/benchmark.json         Entropy model: files vs the WebP mosaic and the previous model, speed
 # Measure on a quiet machine: speeds scale with whatever else runs (each file records the load average).
 set -euo pipefail
@@ -53,6 +54,17 @@ for step in "${steps[@]}"; do
       python scripts/provenance.py results/audio/music/results.json --command "$cmd" --threads 1 ;;
     entropy)
       python benchmarks/entropy_coding.py ;;
+    speech)
+      # the first 60 recordings of the FSDD test split (recordings 0-4 of each speaker and digit), sorted
+      mkdir -p "$WORK/speech"
+      count=0
+      while read -r f; do
+        n=$(basename "$f" .wav); n=${n##*_}
+        if [ "$n" -lt 5 ] && [ "$count" -lt 60 ]; then ln -s "$(realpath "$f")" "$WORK/speech/"; count=$((count + 1)); fi
+      done < <(find "$DATA/audio/fsdd" -name '*.wav' | sort)
+      cmd="wavelatent --threads 1 evaluate-audio FSDD_TEST_FIRST_60 -o results/audio/speech --presets audio-mono-2x"
+      wl --threads 1 evaluate-audio "$WORK/speech" -o results/audio/speech --presets audio-mono-2x --no-progress --force
+      python scripts/provenance.py results/audio/speech/results.json --command "$cmd" --threads 1 ;;
     loader)
       mkdir -p results/learn
       wl --threads 2 cache "$DATA/imagenette/train" -o "$WORK/in-train" --preset image-rgb-16x --size 144 --jobs 2 --no-progress
