@@ -187,6 +187,11 @@ def _legacy_entries():
     return sorted(p.name for p in LEGACY.glob("*.wlt"))
 
 
+def test_legacy_files_are_there():
+    """One file of each shipped preset before the grid model (committed with -f: *.wlt is ignored)."""
+    assert len(_legacy_entries()) == 6
+
+
 @pytest.mark.parametrize("name", _legacy_entries())
 def test_files_written_by_the_previous_presets_still_decode(name):
     """``.wlt`` files written by the v2 presets (before the grid model) decode with the shipped
