@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EntropyCodingError
-from .rans import MAX_SYMBOLS, constriction_module, categorical_models
+from .rans import MAX_SYMBOLS, categorical_models, constriction_module, decoding_errors, require_empty
 from .tables import check_tables
 
 __all__ = [
@@ -192,7 +192,7 @@ def decode(data: bytes, t: ContextTables, shape: tuple[int, int], *, max_symbols
             raise EntropyCodingError(f"expected no rANS data for {C} x {h} x {w} symbols, found {len(data)} bytes")
         return q.astype(np.int32)
     anchors = _checkerboard(h, w)
-    try:
+    with decoding_errors():
         models = categorical_models(check_tables(np.asarray(t.freqs).reshape(C * CONTEXTS, N)))
         coder = constriction_module().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         mag = np.zeros((C, h, w), dtype=np.int64)
@@ -208,16 +208,7 @@ def decode(data: bytes, t: ContextTables, shape: tuple[int, int], *, max_symbols
             cx = _other_context(t, k, prev[~anchors], b[~anchors], _neighbour_sum(mag[k])[~anchors])
             q[k][~anchors] = _decode_groups(coder, models, k, cx) - half
             prev += np.abs(q[k])
-        leftover = not coder.is_empty()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except EntropyCodingError:
-        raise
-    except BaseException as exc:  # also pyo3's PanicException, which is not an Exception
-        raise EntropyCodingError(f"rANS data does not decode: {type(exc).__name__}: {exc}") from exc
-    if leftover:
-        raise EntropyCodingError("rANS data does not match: symbols decoded but the coder is not empty "
-                                 "(corrupt data, wrong tables or wrong latent size)")
+        require_empty(coder, "the symbols")
     return q.astype(np.int32)
 
 

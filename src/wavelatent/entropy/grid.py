@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EntropyCodingError
-from .rans import MAX_SYMBOLS, categorical_models, constriction_module
+from .rans import MAX_SYMBOLS, categorical_models, constriction_module, decoding_errors, require_empty
 from .tables import check_tables
 
 __all__ = [
@@ -394,7 +394,7 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
             raise EntropyCodingError(f"expected no rANS data for {C} x {shape} symbols, found {len(data)} bytes")
         return np.zeros((C, *shape), dtype=np.int32)
     near_max, off_max = max_near(dims), max_offsets(dims)
-    try:
+    with decoding_errors():
         lat = Lattices(C, shape, dims)
         models = t.models()
         coder = constriction_module().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
@@ -431,14 +431,5 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
                     sigma_acc[later] += v_q[later, k, None] * np.abs(cur[k]) + v_r[later, k, None] * absr[k]
             lat.q[idx] = cur.reshape(C, *view_shape)
             lat.r[idx] = absr.reshape(C, *view_shape)
-        leftover = not coder.is_empty()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except EntropyCodingError:
-        raise
-    except BaseException as exc:  # also pyo3's PanicException, which is not an Exception
-        raise EntropyCodingError(f"rANS data does not decode: {type(exc).__name__}: {exc}") from exc
-    if leftover:
-        raise EntropyCodingError("rANS data does not match: symbols decoded but the coder is not empty "
-                                 "(corrupt data, wrong tables or wrong latent size)")
+        require_empty(coder, "the symbols")
     return lat.q[lat.interior()].astype(np.int32)

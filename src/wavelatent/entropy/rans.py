@@ -15,6 +15,9 @@ is exactly ``256 * f / 2**24 = f / 2**16`` -- the table we store is the model th
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import numpy as np
 
 from ..errors import EntropyCodingError
@@ -36,6 +39,25 @@ def constriction_module():
     except ImportError as exc:  # pragma: no cover - a hard dependency
         raise ImportError("wavelatent's entropy coder needs the 'constriction' package") from exc
     return constriction
+
+
+@contextmanager
+def decoding_errors() -> Iterator[None]:
+    """Inside, whatever the coder (or the context code around it) raises on bad data becomes an
+    EntropyCodingError; also pyo3's PanicException, which is not an Exception."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, EntropyCodingError):
+        raise
+    except BaseException as exc:
+        raise EntropyCodingError(f"rANS data does not decode: {type(exc).__name__}: {exc}") from exc
+
+
+def require_empty(coder, what: str) -> None:
+    """After decoding ``what``, nothing may be left in the coder (else: corrupt data, wrong tables or size)."""
+    if not coder.is_empty():
+        raise EntropyCodingError(f"rANS data does not match: {what} decoded but the coder is not empty "
+                                 "(corrupt data, wrong tables or wrong latent size)")
 
 
 def categorical_models(freqs: np.ndarray, precision: int = PRECISION) -> list:
@@ -96,17 +118,13 @@ def decode(data: bytes, freqs: np.ndarray, n: int, *, max_symbols: int = MAX_SYM
 
     words = np.frombuffer(view, dtype="<u4").astype(np.uint32)
     out = np.empty((channels, n), dtype=np.int32)
-    try:
+    with decoding_errors():
         stream = constriction_module().stream
         coder = stream.stack.AnsCoder(words)
         models = categorical_models(f)
         for c in range(channels):
             out[c] = coder.decode(models[c], n)
         leftover = not coder.is_empty()
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # also pyo3's PanicException, which is not an Exception
-        raise EntropyCodingError(f"rANS data does not decode: {type(exc).__name__}: {exc}") from exc
     if leftover:
         raise EntropyCodingError(
             f"rANS data does not match: {channels} x {n} symbols decoded but the coder is not empty "

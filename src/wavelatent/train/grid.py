@@ -179,12 +179,11 @@ def audio_latents(codec, folder, *, holdout: int = HOLDOUT, segment: int = 1 << 
 def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = False) -> tuple[str, dict]:
     """Write ``source``'s weights (a preset or weights file) with the grid context model fitted on the
     signals of ``data`` (never the test set) to ``output``: same encoder, decoder, quantizer and
-    older tables, so files written before still decode (``also_decodes``); preset version + 1.
+    older tables, so files written before still decode (``also_decodes``); the registry's version for a
+    registered preset, else version + 1.
     Returns the new file's sha256 and the fit report."""
     import hashlib
     import json
-
-    import torch
 
     from ..codec import WaveletCodec
     from ..registry import list_presets
