@@ -11,7 +11,6 @@ Writes JSON to stdout: total bytes per preset and set.
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import wavelatent as wl

@@ -248,3 +248,19 @@ def test_shipped_weights_record_their_grid_fit():
         assert fit_info["model_version"] == grid.MODEL_VERSION
         for rep in fit_info["per_quality"].values():
             assert rep["bits_per_symbol"] < rep["factorized_bits_per_symbol"]
+
+
+def test_grid_tables_are_kept_until_their_buffers_change():
+    import torch
+
+    from wavelatent.models import load_codec
+
+    codec = load_codec("test-image")
+    t = codec.grid_tables(2)
+    assert codec.grid_tables(2) is t and codec.grid_tables(1) is not t
+    with torch.no_grad():
+        codec.grid_mu_2[0, 0, 0] += 0  # an in-place write: the version counter moves
+    assert codec.grid_tables(2) is not t
+    import copy  # the cache lives outside the module: codecs still copy (and serialize) as before
+
+    assert copy.deepcopy(codec).grid_tables(2).check() == t.check()

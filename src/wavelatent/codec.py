@@ -15,6 +15,7 @@ wavelet transforms, clipped to the image for the zero-padded decoder) and keeps 
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Callable, Sequence
 
 import numpy as np
@@ -30,6 +31,9 @@ from .errors import InputError
 from .nn import BoundedQuantizer, ConvDecoder, LinearEncoder, LogisticMixturePrior
 from .transforms import analysis_1d, analysis_2d, analysis_2d_approximation, synthesis_1d, synthesis_2d
 from .transforms.wavelets import analysis_halo, synthesis_halo
+
+# codec -> {quality: (buffer fingerprint, GridTables)}: outside the module, so codecs still pickle
+_GRID_TABLES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 # Without autograd, images of more than STRIPE_MIN_PIXELS pixels (the whole batch) are encoded and
 # decoded in stripes of about STRIPE_PIXELS pixels each.
@@ -350,15 +354,20 @@ class WaveletCodec(nn.Module):
         return getattr(self, f"tables_{quality}").cpu().numpy().astype(np.uint32)
 
     def grid_tables(self, quality: int | None = None) -> grid.GridTables:
-        """The grid context model of a quality (configs with ``context="grid"``)."""
+        """The grid context model of a quality (configs with ``context="grid"``). Kept while its
+        buffers are unchanged, so its checks and coder models are built once, not per file."""
         if self.config.context != "grid":
             raise InputError(f"{self.config.name} has no grid context model")
         quality = self.config.check_quality(quality)
-        return grid.GridTables(
-            getattr(self, f"grid_mu_{quality}").cpu().numpy(),
-            getattr(self, f"grid_sigma_{quality}").cpu().numpy(),
-            getattr(self, f"grid_tables_{quality}").cpu().numpy().astype(np.int64),
-        )
+        bufs = [getattr(self, f"grid_{name}_{quality}") for name in ("mu", "sigma", "tables")]
+        key = tuple((b.data_ptr(), b._version, b.device.type) for b in bufs)
+        cached = _GRID_TABLES.setdefault(self, {}).get(quality)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        tables = grid.GridTables(bufs[0].cpu().numpy().copy(), bufs[1].cpu().numpy().copy(),
+                                 bufs[2].cpu().numpy().astype(np.int64))
+        _GRID_TABLES[self][quality] = (key, tables)
+        return tables
 
     def context_tables(self, quality: int | None = None) -> ContextTables:
         """The checkerboard context model of a quality (configs that hold one)."""
