@@ -248,7 +248,13 @@ def predict_raw(w: np.ndarray, nb: np.ndarray, cur: np.ndarray) -> np.ndarray:
 
 def predict(w: np.ndarray, nb: np.ndarray, cur: np.ndarray, Q: int) -> np.ndarray:
     """The prediction ``clip(floor((raw + 128) / 256), -Q, Q)`` (int64) of :func:`predict_raw`."""
-    return np.clip((predict_raw(w, nb, cur).astype(np.int64) + 128) >> 8, -Q, Q)
+    return _clamp((predict_raw(w, nb, cur).astype(np.int64) + 128) >> 8, -Q, Q)
+
+
+def _clamp(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """``a`` clipped to ``[lo, hi]`` in place (np.clip's wrapper costs more than the work on small arrays)."""
+    np.maximum(a, lo, out=a)
+    return np.minimum(a, hi, out=a)
 
 
 def scale(v: np.ndarray, spread, rr, rsum, absq, absr, near_max: int, off_max: int) -> np.ndarray:
@@ -275,7 +281,7 @@ def unshifted_buckets(sigma: np.ndarray) -> np.ndarray:
 
 def buckets(sigma: np.ndarray, shift) -> np.ndarray:
     b = unshifted_buckets(sigma) + np.int16(shift)
-    return np.clip(b, 0, BUCKETS - 1, out=b)
+    return _clamp(b, 0, BUCKETS - 1)
 
 
 def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -417,7 +423,7 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
             cur = np.empty((C, n))
             absr = np.empty((C, n))
             for k in range(C):
-                mu = np.clip((mu_acc[k].astype(np.int64) + 128) >> 8, -Q, Q)
+                mu = _clamp((mu_acc[k].astype(np.int64) + 128) >> 8, -Q, Q)
                 b = buckets(sigma_acc[k].astype(np.int64), shifts[k])
                 r = _decode_groups(coder, models, b).astype(np.int64) - 2 * Q
                 q_k = mu + r
