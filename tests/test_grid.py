@@ -89,13 +89,13 @@ def test_decoding_is_independent_of_float_summation_order(tables2d):
     """Weights and features are integers whose sums stay below 2**53: reordering the features
     (another BLAS kernel) cannot change a prediction."""
     rng = np.random.default_rng(9)
-    nb = rng.integers(-20, 21, (8, 500)).astype(np.float64)
+    nb = rng.integers(-20, 21, (8, 1, 500)).astype(np.float64)  # [offsets, channels, n]
     cur = rng.integers(-20, 21, (4, 500)).astype(np.float64)
-    w = tables2d.mu[5, 3]
+    w = tables2d.mu[5, 3:4]  # channel 3's weights, [1, Fm]
     a = grid.predict(w, nb, cur, 20)
     perm = rng.permutation(8)
     w2 = w.copy()
-    w2[:8] = w[:8][perm]
+    w2[:, :8] = w[:, :8][:, perm]
     assert np.array_equal(a, grid.predict(w2, nb[perm], cur, 20))
 
 
@@ -149,7 +149,7 @@ def test_shifts_are_chosen_per_file(tables2d):
     b = grid.unshifted_buckets(np.concatenate([s.ravel() for _, s in parts]))
     k = np.concatenate([np.repeat(np.arange(4), x.shape[1]) for x, _ in parts])
     logf = -np.log2(tables2d.freqs / 2.0**24)
-    shifts = grid.choose_shifts(k, b, r, 4, logf, tables2d.max_symbol)
+    shifts = grid.choose_shifts(k, b, r, 4, tables2d.code_lengths(), tables2d.max_symbol)
     cost = lambda s: logf[np.clip(b + s[k], 0, grid.BUCKETS - 1), r + 2 * tables2d.max_symbol].sum()
     assert cost(shifts) <= cost(np.zeros(4, np.int64))
 

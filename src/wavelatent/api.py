@@ -74,18 +74,12 @@ def compress(
         )
     H, W = arr.shape[:2]
     q = encode_image_symbols(model, color, quality)  # [K, h, w]; uint8 converted to float stripe by stripe
-    coder = LatentCoder(model, quality, entropy=_entropy_choice(model, entropy))
+    coder = LatentCoder(model, quality, entropy=entropy)
     streams = {"latent": coder.compress(q)}
     if alpha is not None:
         streams["alpha"] = zlib.compress(np.ascontiguousarray(alpha).tobytes(), 9)
     header = image_header(model, quality, height=H, width=W, mode=mode, entropy=coder.entropy)
     return container.pack(header, streams)
-
-
-def _entropy_choice(codec: WaveletCodec, entropy: str | None) -> str | None:
-    if entropy is not None and entropy not in codec.config.entropy_models:
-        raise InputError(f"{codec.config.name} codes with {', '.join(codec.config.entropy_models)}, not {entropy!r:.40}")
-    return entropy
 
 
 def _multiband_array(image) -> np.ndarray | None:

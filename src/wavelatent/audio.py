@@ -265,8 +265,6 @@ def _compress(blocks: Iterable[np.ndarray], rate: int, channels: int, frames: in
         blocks = (b * np.float32(gain) for b in blocks)
     signal = _Extended(resample_blocks(blocks, rate, cfg.sample_rate, frames), coded_frames, keep=2 * (E + H + 1) * s)
     device = next(codec.parameters()).device
-    if entropy is not None and entropy not in cfg.entropy_models:
-        raise InputError(f"{cfg.name} codes with {', '.join(cfg.entropy_models)}, not {entropy!r:.40}")
     coder = LatentCoder(codec, quality, entropy=entropy)
     blobs: list[bytes] = []
     for p0 in range(-E, M + E, T):

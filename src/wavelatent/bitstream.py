@@ -78,6 +78,8 @@ class LatentCoder:
         self.entropy = cfg.context if entropy is None else entropy
         if self.entropy not in ENTROPY_MODELS:
             raise EntropyCodingError(f"unknown entropy model {self.entropy!r:.40} (known: {', '.join(ENTROPY_MODELS)})")
+        if self.entropy not in cfg.entropy_models:
+            raise EntropyCodingError(f"{cfg.name} holds tables for {', '.join(cfg.entropy_models)}, not {self.entropy!r}")
         self.channels = cfg.latent_channels
         self.max_symbol = cfg.max_symbol(self.quality)
         self._model = ENTROPY_MODELS[self.entropy]

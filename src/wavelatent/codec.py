@@ -63,7 +63,7 @@ class WaveletCodec(nn.Module):
         for quality in range(1, config.qualities + 1):
             n = 2 * config.max_symbol(quality) + 1
             self.register_buffer(f"tables_{quality}", torch.ones(config.latent_channels, n, dtype=torch.int32))
-            if "checkerboard" in (config.context, config.legacy_context):  # fitted by train/context.py (entropy/context.py)
+            if "checkerboard" in (config.context, config.legacy_context):  # kept from v2 weights, for their files (entropy/context.py)
                 C = config.latent_channels
                 self.register_buffer(f"context_thresholds_{quality}", torch.zeros(C, 4, THRESHOLDS, dtype=torch.int32))
                 self.register_buffer(f"context_lut_{quality}", torch.zeros(C, LEVELS**3, dtype=torch.uint8))

@@ -9,7 +9,7 @@ from .errors import HeaderError, PresetError, WeightsMismatchError
 
 __all__ = [
     "COLOR_CHANNELS", "audio_header", "check_entropy", "check_image_header", "check_multiband_header",
-    "checked_codec", "field", "image_header", "image_size", "multiband_header", "version",
+    "checked_codec", "field", "image_header", "image_size", "multiband_header",
 ]
 
 COLOR_CHANNELS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
@@ -18,13 +18,6 @@ COLOR_CHANNELS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
 
 SHA_PREFIX = 16
 """Hex digits of the weights hash that new files record (older files hold all 64)."""
-
-
-def version() -> str:
-    """The library version written into every header."""
-    from . import __version__
-
-    return __version__
 
 
 def field(header: dict, key: str, kind: type, check: Callable[[Any], bool] | None = None) -> Any:
@@ -123,8 +116,8 @@ def check_multiband_header(
 # --- audio ------------------------------------------------------------------
 def audio_header(codec, quality: int, *, entropy: str, **fields: Any) -> dict:
     """The header of an audio file: the common fields plus the audio layout ``fields`` (see
-    :mod:`wavelatent.audio`: sample_rate, channels, frames, subtype, source_format, gain, coded_rate,
-    coded_frames, groups, block, margin, chunk, latent_shape)."""
+    :mod:`wavelatent.audio`: sample_rate, channels, frames, subtype, source_format, gain, chunk; the
+    rest follows from them and the codec)."""
     return {**_common(codec, "audio", quality), **fields, **_entropy(entropy)}
 
 

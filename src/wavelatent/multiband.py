@@ -7,10 +7,10 @@ low-variance components come out near zero and cost few bits: the KLT does the r
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
-
-from typing import Any
 
 from . import container
 from .bitstream import LatentCoder
@@ -98,12 +98,9 @@ def decompress_bands(header: dict, streams: dict[str, bytes], codec: WaveletCode
     mean, basis, scale = side[:N], side[N : N + N * N].reshape(N, N), float(side[-1])
     if not (np.isfinite(side).all() and scale > 0):
         raise HeaderError("KLT side information is not finite")
-    K = codec.config.latent_channels
-    if entropy == "none":  # components side by side: [K, N, h, w]
-        symbols = LatentCoder(codec, quality, entropy="none").decompress(streams["latent"], (N, h, w))
-    else:  # components stacked vertically: one [K, N * h, w] latent
-        symbols = LatentCoder(codec, quality, entropy=entropy).decompress(streams["latent"], (N * h, w)).reshape(K, N, h, w)
-    q = torch.from_numpy(symbols).transpose(0, 1)  # [N, K, h, w]
+    spatial = (N, h, w) if entropy == "none" else (N * h, w)  # as _stack laid the components out
+    symbols = LatentCoder(codec, quality, entropy=entropy).decompress(streams["latent"], spatial)
+    q = torch.from_numpy(symbols.reshape(-1, N, h, w)).transpose(0, 1)  # [N, K, h, w]
     device = next(codec.parameters()).device
     with torch.inference_mode():
         x_hat = codec.decode(codec.dequantize(q.contiguous().to(device), quality), (H, W))

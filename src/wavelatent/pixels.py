@@ -15,27 +15,28 @@ def pixels_to_tensor(pixels: np.ndarray, device: torch.device | str | None = Non
     return torch.from_numpy(pixels).to(device).permute(2, 0, 1).unsqueeze(0)
 
 
-def encode_latent(codec, pixels: np.ndarray) -> np.ndarray:
-    """uint8 pixels ``[H, W, C]`` (C = the codec's channels) -> float latent ``[K, h, w]``.
-
-    The image goes to the encoder as uint8 and is converted to float one stripe at a time.
-    """
+def _encode(codec, pixels: np.ndarray) -> torch.Tensor:
+    """uint8 ``[H, W, C]`` -> latent ``[1, K, h, w]`` on the codec's device (call in inference mode).
+    The image goes to the encoder as uint8 and is converted to float one stripe at a time."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8 or pixels.ndim != 3:
         from .errors import InputError
 
         raise InputError(f"pixels must be uint8 [H, W, C], got {pixels.dtype} {pixels.shape}")
-    device = next(codec.parameters()).device
+    return codec.encode(pixels_to_tensor(pixels, next(codec.parameters()).device))
+
+
+def encode_latent(codec, pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels ``[H, W, C]`` (C = the codec's channels) -> float latent ``[K, h, w]``."""
     with torch.inference_mode():
-        return codec.encode(pixels_to_tensor(pixels, device))[0].cpu().numpy()
+        return _encode(codec, pixels)[0].cpu().numpy()
 
 
 def encode_image_symbols(codec, pixels: np.ndarray, quality: int | None = None) -> np.ndarray:
-    """uint8 pixels ``[H, W, C]`` -> int32 symbols ``[K, h, w]``: :func:`encode_latent`, quantized."""
-    y = torch.from_numpy(encode_latent(codec, pixels)).unsqueeze(0)
+    """uint8 pixels ``[H, W, C]`` -> int32 symbols ``[K, h, w]``: the latent of :func:`encode_latent`, quantized."""
     with torch.inference_mode():
-        q = codec.quantize(y, quality)
-    return q[0].numpy().astype(np.int32, copy=False)
+        q = codec.quantize(_encode(codec, pixels), quality)
+    return q[0].cpu().numpy().astype(np.int32, copy=False)
 
 
 def to_pixels(x_hat: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .demo import add_parsers as _add_demo_parsers
-from .evaluate import add_parsers as _add_evaluate_parsers
-from .learning import add_parsers as _add_learning_parsers
-from .walloc import add_parsers as _add_walloc_parsers
+from . import demo, evaluate, learning, walloc
 
 EPILOG = """examples:
   wavelatent demo                                        # the shipped sample image and clip, offline
@@ -134,17 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Fit the grid context model (entropy/grid.py: coarse-to-fine lattices, integer prediction from decoded "
         "neighbours and earlier channels, scale buckets, per-file shifts) of a trained codec on a folder of "
         "images or audio (never the test set; every --holdout-th file is left out to measure on) and write the "
-        "upgraded weights: same encoder, decoder and quantizer, preset version + 1; files written with the "
-        "input weights keep decoding with the output."))
+        "upgraded weights: same encoder, decoder and quantizer, the preset's version in the registry (or + 1); "
+        "files written with the input weights keep decoding with the output."))
     g.add_argument("source", help="a preset name or a .safetensors weights file")
     g.add_argument("-o", "--output", required=True, help="output .safetensors")
     g.add_argument("--data", required=True, help="folder of training images or audio files")
     g.add_argument("--holdout", type=int, default=5, help="leave out every Nth file (sorted), 0 = fit on all")
     g.add_argument("-f", "--force", action="store_true")
-    COMMANDS.update(_add_demo_parsers(sub))
-    COMMANDS.update(_add_evaluate_parsers(sub))
-    COMMANDS.update(_add_walloc_parsers(sub))
-    COMMANDS.update(_add_learning_parsers(sub))
+    for module in (demo, evaluate, walloc, learning):  # each adds its subcommands, returns their handlers
+        COMMANDS.update(module.add_parsers(sub))
     return p
 
 

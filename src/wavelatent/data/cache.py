@@ -638,7 +638,6 @@ def build_cache(
     import time
 
     from ..models import resolve_codec
-    from ..weights import weights_sha256
 
     if engine not in ENGINES:
         raise InputError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
@@ -646,7 +645,6 @@ def build_cache(
         raise InputError(f"--jobs must be a positive integer, got {jobs!r}")
     t0 = time.perf_counter()
     codec = resolve_codec(codec)
-    weights_sha256(codec)
     index, paths = plan_cache(src, codec, quality=quality, size=size, labels=labels, storage=storage,
                               shard_size=shard_size, limit=limit, flip_images=flip_images)
     out = Path(out)

@@ -14,7 +14,8 @@ context computed only from symbols decoded before it, so the decoder recomputes 
 
 All of it is integer arithmetic (sums, ``searchsorted`` on integer thresholds, a lookup), so
 encoder and decoder agree on any machine. Tables are ``[C, CONTEXTS, N]`` integer frequencies
-(:mod:`~wavelatent.entropy.tables`), fitted on training latents (``wavelatent.train.context``).
+(:mod:`~wavelatent.entropy.tables`), fitted on training latents
+by earlier releases; files of ``image-rgb-4x`` v2 use it, and its tables stay in the weights.
 """
 from __future__ import annotations
 

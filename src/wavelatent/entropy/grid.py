@@ -28,6 +28,7 @@ step per pass and channel, and one rANS call per (pass, channel, bucket) group.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 import numpy as np
 
 from ..errors import EntropyCodingError
@@ -35,9 +36,10 @@ from .rans import MAX_SYMBOLS, categorical_models, constriction_module, decoding
 from .tables import check_tables
 
 __all__ = [
-    "BUCKETS", "GRID_LEVELS", "MODEL_VERSION", "PRECISION", "SHIFTS", "THRESHOLDS", "GridTables", "Lattices", "Pass",
-    "buckets", "decode", "encode", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict", "predict_raw",
-    "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "choose_shifts", "laplace_tables", "residuals", "scale", "sigma_features_count",
+    "BUCKETS", "GRID_LEVELS", "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "MODEL_VERSION", "PRECISION", "SHIFTS",
+    "THRESHOLDS", "GridTables", "Lattices", "Pass", "buckets", "choose_shifts", "code_lengths", "decode", "encode",
+    "laplace_tables", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict",
+    "predict_raw", "residuals", "scale", "sigma_features_count", "unshifted_buckets",
 ]
 
 MODEL_VERSION = 1
@@ -70,10 +72,10 @@ class Pass:
     near: int
 
 
-def passes(dims: int, levels: int | None = None) -> list[Pass]:
+@lru_cache(maxsize=None)
+def passes(dims: int) -> tuple[Pass, ...]:
     """The passes of a ``dims``-D latent (1 or 2), coarse to fine."""
-    levels = GRID_LEVELS[dims] if levels is None else levels
-    S = 1 << levels
+    S = 1 << GRID_LEVELS[dims]
     out = [Pass((0,) * dims, S, (), 0)]
     s = S // 2
     while s >= 1:
@@ -86,7 +88,7 @@ def passes(dims: int, levels: int | None = None) -> list[Pass]:
             out.append(Pass((0, s), 2 * s, direct, 4))
             out.append(Pass((s, 0), 2 * s, direct + diag, 4))
         s //= 2
-    return out
+    return tuple(out)
 
 
 def max_offsets(dims: int) -> int:
@@ -118,6 +120,12 @@ class GridTables:
     sigma: np.ndarray
     freqs: np.ndarray
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def code_lengths(self) -> np.ndarray:
+        """:func:`code_lengths` of the tables (built once)."""
+        if "lengths" not in self._cache:
+            self._cache["lengths"] = code_lengths(self.freqs)
+        return self._cache["lengths"]
 
     def models(self) -> list:
         """One constriction model per bucket (built once)."""
@@ -233,13 +241,11 @@ def pass_features(lat: Lattices, p: Pass) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 def predict_raw(w: np.ndarray, nb: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """``sum_i w_i f_i`` (float64 holding an exact integer) for one channel (``w [Fm]``, ``nb [O, n]``)
-    or all (``w [C, Fm]``, ``nb [O, C, n]``); ``cur [C, n]`` the channels at the position."""
+    """``sum_i w_i f_i`` ``[C, n]`` (float64 holding exact integers) from weights ``w [C, Fm]``, the
+    own channel at the neighbours ``nb [O, C, n]`` and the channels at the position ``cur [C, n]``."""
     O = nb.shape[0]
     wf = w.astype(np.float64)
     C = cur.shape[0]
-    if wf.ndim == 1:
-        return wf[:O] @ nb + wf[-C:] @ cur
     s = wf[:, -C:] @ cur
     for o in range(O):
         s += wf[:, o, None] * nb[o]
@@ -258,19 +264,16 @@ def _clamp(a: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 
 def scale(v: np.ndarray, spread, rr, rsum, absq, absr, near_max: int, off_max: int) -> np.ndarray:
-    """Scale from weights ``v [Fs]`` (one channel: features ``[F, n]``) or ``[C, Fs]`` (all channels)."""
+    """Scale ``[C, n]`` (int64, 1/256 symbol units) from weights ``v [C, Fs]`` and the features of
+    :func:`pass_features` and the channels' ``|q|``, ``|r|`` at the position (``[C, n]``)."""
     vf = v.astype(np.float64)
     C = absq.shape[0]
-    if vf.ndim == 1:
-        s = vf[0] + vf[1 : 1 + spread.shape[0]] @ spread + vf[1 + near_max : 1 + near_max + rr.shape[0]] @ rr
-        s = s + vf[1 + near_max + off_max] * rsum + vf[-2 * C : -C] @ absq + vf[-C:] @ absr
-    else:
-        s = vf[:, -2 * C : -C] @ absq + vf[:, -C:] @ absr
-        s += vf[:, :1] + vf[:, 1 + near_max + off_max, None] * rsum
-        for i in range(spread.shape[0]):
-            s += vf[:, 1 + i, None] * spread[i]
-        for o in range(rr.shape[0]):
-            s += vf[:, 1 + near_max + o, None] * rr[o]
+    s = vf[:, -2 * C : -C] @ absq + vf[:, -C:] @ absr
+    s += vf[:, :1] + vf[:, 1 + near_max + off_max, None] * rsum
+    for i in range(spread.shape[0]):
+        s += vf[:, 1 + i, None] * spread[i]
+    for o in range(rr.shape[0]):
+        s += vf[:, 1 + near_max + o, None] * rr[o]
     return s.astype(np.int64)
 
 
@@ -308,18 +311,22 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
     return out
 
 
-def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, logf: np.ndarray, Q: int) -> np.ndarray:
+def code_lengths(freqs: np.ndarray) -> np.ndarray:
+    """``-log2(freqs / 2**24)`` in integer units of 2**-16 bits ``[BUCKETS, N]`` (int64): sums of them
+    are exact, so the encoder picks the same shifts on every machine."""
+    return np.round(-np.log2(np.asarray(freqs, dtype=np.float64) / float(1 << PRECISION)) * 65536.0).astype(np.int64)
+
+
+def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: np.ndarray, Q: int) -> np.ndarray:
     """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of residuals
-    ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays) under tables ``-log2 f``."""
+    ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays) under :func:`code_lengths`."""
     lo, hi = SHIFTS
-    N = logf.shape[1]
+    N = lengths.shape[1]
     hist = np.bincount((k * BUCKETS + b.astype(np.int64)) * N + (r + 2 * Q), minlength=C * BUCKETS * N)
     hist = hist.reshape(C, BUCKETS, N)
     used = np.flatnonzero(hist.sum((0, 1)))
     shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
-    # code lengths in integer 2**-16 bits and integer sums: the same choice on every machine
-    bits = np.round(logf[:, used] * 65536.0).astype(np.int64)[shifted]  # [D, B, n]
-    costs = np.einsum("kbn,dbn->kd", hist[:, :, used].astype(np.int64), bits)
+    costs = np.einsum("kbn,dbn->kd", hist[:, :, used], lengths[:, used][shifted])
     return np.argmin(costs, axis=1) + lo  # ties: the smallest shift
 
 
@@ -333,14 +340,13 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
         raise EntropyCodingError(f"symbols must be in [-{Q}, {Q}]")
     if q.size == 0 or Q == 0:  # nothing to code: every symbol is 0
         return b""
-    f = np.asarray(t.freqs, dtype=np.int64)
     parts = residuals(q, t)
     # every symbol flat, in coding order: (pass, channel) steps, positions in order within a step
     r = np.concatenate([x.ravel() for x, _ in parts])
     b = unshifted_buckets(np.concatenate([s.ravel() for _, s in parts]))
     k = np.concatenate([np.repeat(np.arange(C), x.shape[1]) for x, _ in parts])
     step = np.concatenate([np.repeat(np.arange(C) + j * C, x.shape[1]) for j, (x, _) in enumerate(parts)])
-    shifts = choose_shifts(k, b, r, C, -np.log2(f / float(1 << PRECISION)), Q)
+    shifts = choose_shifts(k, b, r, C, t.code_lengths(), Q)
     b = np.clip(b + shifts[k], 0, BUCKETS - 1)
     # decoding order: step by step, bucket by bucket (ascending), positions in order within a group
     key = step * BUCKETS + b  # < 2**15 for the presets: a radix sort

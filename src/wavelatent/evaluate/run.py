@@ -226,8 +226,8 @@ def evaluate(
     names = [c.name for c in codecs]
     anchors = [anchor] if isinstance(anchor, str) else list(anchor or [])
     missing = [a for a in anchors if a not in names]
-    if missing and isinstance(anchor, str):
-        note(f"anchor {anchor!r} is not among the codecs ({', '.join(names)}); no BD table")
+    if missing:
+        note(f"anchor(s) {', '.join(missing)} not among the codecs ({', '.join(names)}): no BD table against them")
     anchors = [a for a in anchors if a in names]
 
     t0 = time.perf_counter()

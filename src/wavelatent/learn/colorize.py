@@ -126,8 +126,7 @@ def colorize(train_images: np.ndarray, val_images: np.ndarray, out: Path, *, epo
 
     from ..evaluate.metrics import psnr
     from ..models import load_codec
-    from .models import warmup_cosine
-    from .models import count_macs
+    from .models import count_macs, warmup_cosine
 
     size = train_images.shape[1]
     if crop % 8 or grid % 8 or size % 8 or crop > size or ((size - crop) // 2) % 8:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..entropy import grid
+from ..entropy.tables import ideal_bits
 
 MAX_ROWS = 100_000  # rows per least-squares fit (evenly subsampled beyond)
 SMOOTHING = 0.5  # weight of the Laplace prior, in symbols per bucket
@@ -100,14 +101,13 @@ def fit(samples: list[np.ndarray], max_symbol: int, *, progress: bool = False) -
             b = grid.unshifted_buckets(sigma[part]).astype(np.int64)
             coded[j].append((np.repeat(np.arange(C), n), b.ravel(), r[part].ravel()))
             start += n
-    sig_w = np.minimum(sig_w, grid.MAX_SIGMA_WEIGHT)
     N = 4 * Q + 1
     coded = [tuple(np.concatenate(a) for a in zip(*items)) for items in coded if items]
     counts = _counts(coded, C, Q, None)
     freqs = _tables(counts, Q)
     for _ in range(2):  # the encoder shifts buckets per file: count what it would pick
-        logf = -np.log2(freqs / float(1 << grid.PRECISION))
-        shifts = [grid.choose_shifts(k, b, r, C, logf, Q) for k, b, r in coded]
+        lengths = grid.code_lengths(freqs)
+        shifts = [grid.choose_shifts(k, b, r, C, lengths, Q) for k, b, r in coded]
         counts = _counts(coded, C, Q, shifts)
         freqs = _tables(counts, Q)
     tables = grid.GridTables(mu_w.astype(np.int32), sig_w.astype(np.int32), freqs)
@@ -142,19 +142,16 @@ def fit_files(files: list, holdout: int = HOLDOUT) -> list:
 
 def image_latents(codec, folder, *, holdout: int = HOLDOUT, progress: bool = False) -> list:
     """Float latents ``[K, h, w]`` of the images of ``folder`` (whole images, uint8 path as ``compress``)."""
-    import torch
-
     from ..data import list_images, load_images
     from ..pixels import encode_latent
 
     images = load_images(fit_files(list_images(folder), holdout), codec.config.channels, progress=progress)
-    with torch.inference_mode():
-        return [encode_latent(codec, im) for im in images]
+    return [encode_latent(codec, im) for im in images]
 
 
 def audio_latents(codec, folder, *, holdout: int = HOLDOUT, segment: int = 1 << 16, progress: bool = False) -> list:
     """Float latents ``[K, n]`` of the audio files of ``folder``, resampled to the codec's rate, in
-    segments of ``segment`` samples (a file shorter than one is one segment)."""
+    segments of ``segment`` samples (a multiple of any block; files cut to whole blocks)."""
     import torch
     from tqdm import tqdm
 
@@ -165,11 +162,9 @@ def audio_latents(codec, folder, *, holdout: int = HOLDOUT, segment: int = 1 << 
     device = next(codec.parameters()).device
     for path in tqdm(fit_files(list_audio(folder), holdout), desc="audio", disable=not progress, leave=False):
         x = read_clip(path, cfg.sample_rate, cfg.channels)  # [n, channels]
-        for start in range(0, max(len(x) - cfg.block + 1, 1), segment):
-            part = x[start : start + segment]
-            part = part[: len(part) - len(part) % cfg.block] if len(part) >= cfg.block else part
-            if len(part) < cfg.block:
-                continue
+        usable = len(x) - len(x) % cfg.block
+        for start in range(0, usable, segment):
+            part = x[start : min(start + segment, usable)]
             xt = torch.from_numpy(np.ascontiguousarray(part.T)).unsqueeze(0).to(device)
             with torch.inference_mode():
                 out.append(codec.encode(xt)[0].cpu().numpy())
@@ -184,20 +179,19 @@ def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = Fa
     Returns the new file's sha256 and the fit report."""
     import hashlib
     import json
+    from pathlib import Path
 
     from ..codec import WaveletCodec
-    from ..registry import list_presets
+    from ..registry import get_config, list_presets
     from ..weights import also_decodes, deserialize, read_metadata, save_weights, shipped_path
 
-    path = shipped_path(source) if isinstance(source, str) and source in list_presets() else source
-    raw = open(path, "rb").read()
+    path = shipped_path(source) if isinstance(source, str) and source in list_presets() else Path(source)
+    raw = path.read_bytes()
     old, meta = deserialize(raw, source=str(path)), read_metadata(raw)
     cfg = old.config
     if cfg.context == "grid":
         raise ValueError(f"{cfg.name} already codes with the grid model")
     legacy = cfg.context if cfg.context != "none" else cfg.legacy_context
-    from ..registry import get_config
-
     # a registered preset takes the registry's version (the one that names the grid model); others + 1
     registered = get_config(cfg.name) if cfg.name in list_presets() else None
     version = registered.version if registered is not None and registered.context == "grid" else cfg.version + 1
@@ -234,13 +228,11 @@ def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False) ->
         getattr(codec, f"grid_mu_{quality}").copy_(torch.from_numpy(tables.mu))
         getattr(codec, f"grid_sigma_{quality}").copy_(torch.from_numpy(tables.sigma))
         getattr(codec, f"grid_tables_{quality}").copy_(torch.from_numpy(tables.freqs.astype(np.int32)))
-        factorized = codec.tables(quality).astype(np.float64)
         idx = np.concatenate([s.reshape(s.shape[0], -1) + Q for s in symbols], axis=1)
-        rep["factorized_bits_per_symbol"] = float(
-            -np.log2(np.take_along_axis(factorized, idx, axis=1) / 65536.0).sum() / idx.size)
+        rep["factorized_bits_per_symbol"] = ideal_bits(idx, codec.tables(quality)) / idx.size
         report[quality] = rep
         if progress:
             print(f"quality {quality}: {rep['bits_per_symbol']:.4f} bits/symbol (factorized tables "
                   f"{rep['factorized_bits_per_symbol']:.4f})")
     return {"data": str(data), "holdout": f"every {holdout}th file (sorted) left out" if holdout > 0 else "none",
-            "signals": len(latents), "model_version": 1, "per_quality": report}
+            "signals": len(latents), "model_version": grid.MODEL_VERSION, "per_quality": report}
