@@ -21,6 +21,8 @@ LEARN_EPILOG = """examples:
   wavelatent learn ../shared/data/imagenette -o runs/quick --inputs latents-16x,pixels-32 --epochs 3
   wavelatent learn DATA -o OUT --inputs latents:w.safetensors,pixels:32 --plugin my_inputs
   wavelatent --threads 2 learn ../shared/data/audio/fsdd -o runs/digits   # spoken digits: 2x latents vs 4 kHz
+  wavelatent learn ../shared/data/imagenette -o runs/pareto --seeds 3 \
+      --inputs latents-16x,jpeg:32@75,webp:64@50,jpeg:128@10,png:128   # accuracy per byte: OUT/pareto.{json,png}
 """
 
 
@@ -65,8 +67,9 @@ def add_parsers(sub) -> dict[str, Callable]:
     lp.add_argument("data", help="folder with train/ and val/ class folders, or of spoken-digit .wav files")
     lp.add_argument("-o", "--out", required=True, help="output folder (image cache, per-input results, plot)")
     lp.add_argument("--inputs", help="comma-separated input types (default for images: latents-16x,pixels-32,"
-                    "pixels-128,latents-4x,pixels-64; also pixels:N, latents:PRESET_OR_WEIGHTS[@Q]; for spoken "
-                    "digits: latents-2x,samples-4k,samples-8k,samples-2k; also samples:RATE)")
+                    "pixels-128,latents-4x,pixels-64; also pixels:N, latents:PRESET_OR_WEIGHTS[@Q], and stored "
+                    "files the model sees decoded: jpeg:N@Q, webp:N@Q, png:N; for spoken digits: latents-2x,"
+                    "samples-4k,samples-8k,samples-2k; also samples:RATE (bytes: FLAC), opus:RATE@LEVEL)")
     lp.add_argument("--task", default="classify", choices=("classify", "colorize"),
                     help="classify (default), or colorize: predict colour from grayscale, image-gray-16x latents -> "
                     "image-rgb-16x latents against 32 px gray -> 32 px colour thumbnails (writes OUT/colorize.*)")
@@ -87,8 +90,18 @@ def add_parsers(sub) -> dict[str, Callable]:
                     "must be that times a power of two, or smaller")
     lp.add_argument("--grid", type=int, help="random crop offsets are multiples of this many pixels (8) or samples (32)")
     lp.add_argument("--seed", type=int, default=0, help="seed of the network and of the crop/flip draws (0)")
+    lp.add_argument("--seeds", type=int, default=1, help="train every input this many times (seeds SEED, SEED+1, "
+                    "...) and report top-1 as mean ± standard deviation (1)")
+    lp.add_argument("--stem", default="wide", choices=("wide", "resnet", "thin"),
+                    help="stem of larger inputs: wide (every stem layer as wide as the body; default), resnet (wide "
+                    "plus a residual block at each resolution above the body's), thin (16 channels at first)")
+    lp.add_argument("--device", default="auto", help="torch device for training: auto (CUDA where present, else "
+                    "CPU), cpu, cuda, cuda:1, ...")
     lp.add_argument("--limit-per-class", type=int, help="only the first N images of each class (quick runs)")
     lp.add_argument("-f", "--force", action="store_true", help="redo inputs whose results exist")
+    lp.add_argument("--collect", action="store_true", help="train nothing: gather the finished runs in OUT/runs "
+                    "(all, or those of --inputs) into OUT/results.* and OUT/pareto.* (for runs made by several "
+                    "learn processes into one OUT)")
     lp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars or per-epoch log lines")
     return {"cache": cmd_cache, "learn": cmd_learn}
 
@@ -122,10 +135,17 @@ def cmd_learn(a) -> int:
     for module in a.plugin:
         importlib.import_module(module)
     inputs = tuple(s.strip() for s in a.inputs.split(",") if s.strip()) if a.inputs else None
+    if a.collect:
+        from ..learn import collect
+
+        doc = collect(a.out, inputs, progress=a.progress)
+        print(results_table(doc))
+        print(f"results: {Path(a.out) / 'results.json'}, {Path(a.out) / 'pareto.json'}", file=sys.stderr)
+        return 0
     opts = LearnOptions(
         data=a.data, out=a.out, inputs=inputs, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
         weight_decay=a.weight_decay, width=a.width, stem_layers=a.stem_layers, size=a.size, crop=a.crop,
-        grid=a.grid, seed=a.seed, limit_per_class=a.limit_per_class, force=a.force, progress=a.progress, task=a.task,
+        grid=a.grid, seed=a.seed, seeds=a.seeds, stem=a.stem, device=a.device, limit_per_class=a.limit_per_class, force=a.force, progress=a.progress, task=a.task,
     )
     doc = learn(opts)
     if a.task == "colorize":

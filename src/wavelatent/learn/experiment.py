@@ -17,10 +17,16 @@ recordings ``n`` 0-4 are the test set, 5-49 training) -- the audio variant is de
 4. :class:`~wavelatent.learn.models.SmallCNN` with the same width, epochs, batch size, AdamW,
    one-epoch warmup then cosine learning rate, label smoothing, and seed for every input.
 
-Each input's result goes to ``OUT/runs/<input>.json`` as soon as it is trained; a rerun skips
-inputs whose result exists with the same settings and the same features (``--force`` redoes
-them). ``OUT/results.json`` collects them (top-1 on val, seconds per training epoch, bytes per
-sample raw and entropy-coded, MACs), ``OUT/results.md`` is the table and ``OUT/results.png`` the plot.
+With ``seeds=N`` every input is trained N times (seeds ``seed`` ... ``seed + N - 1``: network
+initialisation, batch order, crops and flips) on features computed once. Each run's result goes
+to ``OUT/runs/<input>.seed<k>.json`` as soon as it is trained; a rerun skips runs whose result
+exists with the same settings and the same features (``--force`` redoes them).
+``OUT/results.json`` collects the runs and one row per input (top-1 on val per seed, mean and
+standard deviation, seconds per training epoch and training seconds until top-1 first reaches
+each of :data:`TIME_LEVELS`, bytes per sample raw and as stored, MACs) with a provenance block;
+``OUT/results.md`` is the table, ``OUT/results.png`` the plot, and ``OUT/pareto.json`` /
+``OUT/pareto.png`` accuracy against bytes per sample on disk (which rows no other row beats
+with fewer bytes and higher mean top-1).
 
 Spoken digits: each recording is centred in ``size`` samples (8192, zero padded; the few longer
 ones lose their ends), training takes random ``crop`` windows (7680) at offsets on a ``grid`` of
@@ -47,9 +53,11 @@ import numpy as np
 from ..errors import InputError
 from .inputs import AUDIO_RATE, DEFAULT_AUDIO_INPUTS, DEFAULT_INPUTS, INPUT_TYPES, InputType, get_input
 
-__all__ = ["LearnOptions", "learn", "prepare_split", "prepare_fsdd", "TASKS"]
+__all__ = ["LearnOptions", "learn", "collect", "prepare_split", "prepare_fsdd", "TASKS", "TIME_LEVELS", "summarize",
+           "pareto_doc", "seconds_to"]
 
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2
+TIME_LEVELS = (0.6, 0.65, 0.67, 0.7)  # top-1 levels whose time to first reach is recorded
 FSDD_NAME = re.compile(r"^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$")
 
 
@@ -90,6 +98,9 @@ class LearnOptions:
     crop: int | None = None  # 128 px / 7680 samples
     grid: int | None = None  # 8 px / 32 samples
     seed: int = 0
+    seeds: int = 1
+    stem: str = "wide"
+    device: str = "auto"  # "auto": CUDA where torch sees it, else CPU
     limit_per_class: int | None = None
     threads: int | None = None
     task: str = "classify"  # or "colorize" (images only, see wavelatent.learn.colorize)
@@ -98,7 +109,7 @@ class LearnOptions:
 
     def settings(self) -> dict:
         """What a result depends on (a rerun with other settings redoes the run)."""
-        skip = {"out", "inputs", "threads", "force", "progress", "task"}
+        skip = {"out", "inputs", "threads", "force", "progress", "task", "seeds", "device"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
@@ -290,8 +301,9 @@ def _fingerprint(arr: np.ndarray) -> str:
 
 def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts: LearnOptions,
                 features: tuple[_Features, _Features] | None = None, log: Callable[[str], None] = lambda m: None,
-                task: Task = TASKS["images"]) -> dict:
-    """Train one SmallCNN on one input type; returns its result record (``opts`` resolved for ``task``)."""
+                task: Task = TASKS["images"], disk: dict | None = None) -> dict:
+    """Train one SmallCNN on one input type with ``opts.seed``; returns its result record (``opts``
+    resolved for ``task``). ``disk``: the bytes per sample measured before (else measured here)."""
     import torch
     import torch.nn.functional as F
 
@@ -314,30 +326,32 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
     n = ftr.x.size // C
     mean = s1 / n
     std = np.sqrt(np.maximum(s2 / n - mean**2, 1e-12))
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, C, *[1] * dims)
-    inv_t = torch.tensor(1.0 / std, dtype=torch.float32).view(1, C, *[1] * dims)
+    device = resolve_device(opts.device)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, C, *[1] * dims)
+    inv_t = torch.tensor(1.0 / std, dtype=torch.float32, device=device).view(1, C, *[1] * dims)
 
     def to_input(batch: torch.Tensor) -> torch.Tensor:
-        return batch.sub_(mean_t).mul_(inv_t)
+        return batch.to(device, non_blocking=True).sub_(mean_t).mul_(inv_t)
 
     torch.manual_seed(opts.seed)
     window = (ftr.crop,) * dims
     body = opts.crop // task.body_factor
     try:
         model = SmallCNN(C, ftr.crop, n_classes, width=opts.width, stem_layers=opts.stem_layers, dims=dims,
-                         kernel=task.kernel, body_size=body)
+                         kernel=task.kernel, body_size=body, stem=opts.stem)
     except ValueError as e:
         raise InputError(f"{spec.name}: {e} (the network body runs at crop / {task.body_factor} = {body}; every "
                          "input's window must be that times a power of two, or smaller)") from None
     macs = count_macs(model, (C, *window))
     params = sum(p.numel() for p in model.parameters())
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     N = len(train.labels)
     steps_per_epoch = math.ceil(N / opts.batch_size)
     sched = warmup_cosine(opt, steps_per_epoch, opts.epochs)
     val_x = to_input(fval.batch(np.arange(len(val.labels)), None, None))
-    val_y = torch.from_numpy(val.labels)
-    ytr = torch.from_numpy(train.labels)
+    val_y = torch.from_numpy(val.labels).to(device)
+    ytr = torch.from_numpy(train.labels).to(device)
     history = []
     for epoch in range(opts.epochs):
         rng = np.random.default_rng([opts.seed, epoch])
@@ -353,7 +367,7 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
             sl = slice(b * opts.batch_size, (b + 1) * opts.batch_size)
             idx = perm[sl]
             xb = to_input(ftr.batch(idx, offsets[sl], flips[sl]))
-            yb = ytr[idx]
+            yb = ytr[torch.from_numpy(idx).to(device)]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=opts.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -362,6 +376,8 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
             sched.step()
             loss_sum += float(loss.detach()) * len(idx)
             correct += float((logits.argmax(1) == yb).sum())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t_ep
         model.eval()
         t_val = time.perf_counter()
@@ -376,7 +392,9 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
             f"{seconds:.1f} s")
     a = fval.centre * fval.factor
     crops = val.images[:, a : a + opts.crop] if dims == 1 else val.images[:, a : a + opts.crop, a : a + opts.crop]
-    if spec.disk_bytes is not None:
+    if disk is not None:
+        pass
+    elif spec.disk_bytes is not None:
         disk = dict(spec.disk_bytes(np.ascontiguousarray(crops)))
     else:
         disk = {"raw": float(val_x[0].numel() * ftr.x.dtype.itemsize), "coded": None, "coded_as": None}
@@ -389,6 +407,9 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
         "bytes_raw": disk.get("raw"),
         "bytes_coded": disk.get("coded"),
         "coded_as": disk.get("coded_as"),
+        **({"weights_sha256": disk["weights_sha256"]} if disk.get("weights_sha256") else {}),
+        "seed": opts.seed,
+        "device": str(device),
         "top1": history[-1]["val_top1"] if history else None,
         "best_top1": max((h["val_top1"] for h in history), default=None),
         "epoch_seconds": float(np.mean([h["train_seconds"] for h in history])) if history else None,
@@ -418,6 +439,13 @@ def learn(opts: LearnOptions) -> dict:
     for key in ("epochs", "batch_size", "width", "size", "crop", "grid"):
         if getattr(opts, key) < 1:
             raise InputError(f"--{key.replace('_', '-')} must be positive")
+    if opts.seeds < 1:
+        raise InputError("--seeds must be at least 1")
+    from .models import STEMS
+
+    if opts.stem not in STEMS:
+        raise InputError(f"--stem must be one of {', '.join(STEMS)}, got {opts.stem!r}")
+    resolve_device(opts.device)
     if opts.crop > opts.size:
         raise InputError(f"--crop ({opts.crop}) must not exceed --size ({opts.size})")
     if opts.task not in ("classify", "colorize"):
@@ -455,47 +483,166 @@ def learn(opts: LearnOptions) -> dict:
     log(f"{len(train.labels)} train / {len(val.labels)} {'test' if task.modality == 'audio' else 'val'} "
         f"{'clips' if task.modality == 'audio' else 'images'}, {len(classes)} classes "
         f"({time.perf_counter() - t0:.0f} s to read)")
-    settings = opts.settings()
-    runs = []
-    for spec in specs:
-        path = out / "runs" / f"{_slug(spec.name)}.json"
-        feats = (_Features(spec, train, opts, mirror=task.flips), _Features(spec, val, opts))
-        fp = _fingerprint(feats[0].x)
-        if path.is_file() and not opts.force:
-            try:
-                old = json.loads(path.read_text())
-            except (OSError, ValueError):
-                old = {}
-            if (old.get("settings") == settings and old.get("fingerprint") == fp and old.get("version") == RESULTS_VERSION
-                    and old.get("flips", "reversed" if task.flips else "none") == feats[0].flip_kind):
-                log(f"{spec.name}: done before (top-1 {100 * old['top1']:.1f} %), skipped")
-                runs.append(old)
-                continue
-        log(f"{spec.name}: {spec.description}")
-        t_run = time.perf_counter()
-        rec = train_input(spec, train, val, len(classes), opts, feats, log, task)
-        rec.update(version=RESULTS_VERSION, settings=settings, run_seconds=time.perf_counter() - t_run,
-                   threads=torch.get_num_threads())
-        _atomic_json(path, rec)
-        runs.append(rec)
-    doc = {
+    meta = {
         "experiment": "classification" if task.modality == "image" else "spoken-digits",
         "data": str(data),
         "classes": classes,
         "train_samples": len(train.labels),
         "val_samples": len(val.labels),
         "source_bytes_per_image": float(np.mean(train.source_bytes + val.source_bytes)),
-        "settings": settings,
+    }
+    _atomic_json(out / "experiment.json", meta)
+    from ..provenance import machine
+
+    runs = []
+    for spec in specs:
+        feats = (_Features(spec, train, opts, mirror=task.flips), _Features(spec, val, opts))
+        fp = _fingerprint(feats[0].x)
+        disk = None  # bytes per sample: measured once per input, on the first run that trains
+        for seed in range(opts.seed, opts.seed + opts.seeds):
+            o = dataclasses.replace(opts, seed=seed)
+            settings = o.settings()
+            path = out / "runs" / f"{_slug(spec.name)}.seed{seed}.json"
+            if path.is_file() and not opts.force:
+                try:
+                    old = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    old = {}
+                if (old.get("settings") == settings and old.get("fingerprint") == fp
+                        and old.get("version") == RESULTS_VERSION and old.get("flips") == feats[0].flip_kind):
+                    log(f"{spec.name} seed {seed}: done before (top-1 {100 * old['top1']:.1f} %), skipped")
+                    runs.append(old)
+                    continue
+            log(f"{spec.name} seed {seed}: {spec.description}")
+            t_run = time.perf_counter()
+            rec = train_input(spec, train, val, len(classes), o, feats, log, task, disk)
+            disk = {"raw": rec["bytes_raw"], "coded": rec["bytes_coded"], "coded_as": rec["coded_as"],
+                    "weights_sha256": rec.get("weights_sha256")}
+            rec.update(version=RESULTS_VERSION, settings=settings, run_seconds=time.perf_counter() - t_run,
+                       threads=torch.get_num_threads(), machine=machine())
+            _atomic_json(path, rec)
+            runs.append(rec)
+    return _write_results(out, meta, runs, log)
+
+
+def _write_results(out: Path, meta: dict, runs: list[dict], log: Callable[[str], None]) -> dict:
+    """``OUT/results.{json,md,png}`` and ``OUT/pareto.{json,png}`` from the experiment's ``meta`` and its runs."""
+    import torch
+
+    from ..provenance import provenance
+
+    settings = [{k: v for k, v in r["settings"].items() if k != "seed"} for r in runs]
+    if any(v != settings[0] for v in settings):
+        raise InputError(f"{out}: the runs were made with different settings; collect them in separate folders")
+    weights = {r["input"]: r["weights_sha256"] for r in runs if r.get("weights_sha256")}
+    doc = {
+        **meta,
+        "settings": settings[0] if settings else {},
+        "seeds": sorted({r["seed"] for r in runs}),
         "threads": torch.get_num_threads(),
+        "rows": summarize(runs),
         "runs": runs,
+        "provenance": provenance(threads=torch.get_num_threads(), devices=sorted({r["device"] for r in runs}),
+                                 weights_sha256=weights),
     }
     _atomic_json(out / "results.json", doc)
+    _atomic_json(out / "pareto.json", pareto_doc(doc))
     (out / "results.md").write_text(results_table(doc) + "\n")
     try:
         plot_results(doc, out / "results.png")
+        plot_pareto(doc, out / "pareto.png")
     except ImportError:
         log("matplotlib is not installed: no plot")
     return doc
+
+
+def collect(out: str | Path, inputs: Sequence[str] | None = None, progress: bool = True) -> dict:
+    """Gather the finished runs in ``OUT/runs/`` (all, or those of ``inputs``, in that order) into
+    the results files, training nothing: for runs made by several ``learn`` processes at once."""
+    out = Path(out)
+    try:
+        meta = json.loads((out / "experiment.json").read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{out}: no experiment.json of a learn run ({e})") from None
+    runs = []
+    for path in sorted((out / "runs").glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: unreadable run ({e})") from None
+        if rec.get("version") == RESULTS_VERSION:
+            runs.append(rec)
+    if inputs is not None:
+        order = {name: i for i, name in enumerate(inputs)}
+        missing = [n for n in inputs if not any(r["input"] == n for r in runs)]
+        if missing:
+            raise InputError(f"{out}: no finished runs of {', '.join(missing)}")
+        runs = sorted((r for r in runs if r["input"] in order), key=lambda r: (order[r["input"]], r["seed"]))
+    if not runs:
+        raise InputError(f"{out}: no finished runs to collect")
+    return _write_results(out, meta, runs, lambda m: _log(m, progress))
+
+
+def resolve_device(name: str):
+    """``"auto"``: the first CUDA device where torch sees one, else the CPU; otherwise ``torch.device(name)``."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise InputError(f"--device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: torch sees no CUDA device here")
+    return device
+
+
+def seconds_to(history: list[dict], level: float) -> float | None:
+    """Training seconds (validation excluded) until val top-1 first reaches ``level``; None if never."""
+    total = 0.0
+    for h in history:
+        total += h["train_seconds"]
+        if h["val_top1"] >= level:
+            return total
+    return None
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    """One row per input over its seeds: top-1 per seed, mean, standard deviation (n - 1), bytes per
+    sample on disk (stored size where the input has a coder, else raw), MACs, time to each level."""
+    rows: dict[str, dict] = {}
+    for r in runs:
+        row = rows.setdefault(r["input"], {
+            "input": r["input"], "description": r["description"], "shape": r["shape"], "dtype": r["dtype"],
+            "bytes_per_sample": r["bytes_coded"] if r.get("bytes_coded") is not None else r["bytes_raw"],
+            "bytes_raw": r["bytes_raw"], "coded_as": r.get("coded_as") or "raw", "macs": r["macs"],
+            "parameters": r["parameters"], "seeds": [], "top1": [], "best_top1": [], "epoch_seconds": [],
+            "seconds_to_top1": {f"{v:g}": [] for v in TIME_LEVELS},
+        })
+        row["seeds"].append(r.get("seed"))
+        row["top1"].append(r["top1"])
+        row["best_top1"].append(r["best_top1"])
+        row["epoch_seconds"].append(r["epoch_seconds"])
+        for v in TIME_LEVELS:
+            row["seconds_to_top1"][f"{v:g}"].append(seconds_to(r["history"], v))
+    out = list(rows.values())
+    for row in out:
+        t = np.array(row["top1"], float)
+        row["top1_mean"] = float(t.mean())
+        row["top1_std"] = float(t.std(ddof=1)) if len(t) > 1 else 0.0
+        row["epoch_seconds_mean"] = float(np.mean(row["epoch_seconds"]))
+    for row in out:  # on the frontier: no other row at most as large on disk with a higher mean top-1
+        row["pareto"] = not any(o is not row and o["bytes_per_sample"] <= row["bytes_per_sample"]
+                                and o["top1_mean"] > row["top1_mean"] for o in out)
+    return out
+
+
+def pareto_doc(doc: dict) -> dict:
+    """The accuracy-per-byte summary (``OUT/pareto.json``): rows, data, settings, seeds, provenance."""
+    keep = ("experiment", "data", "classes", "train_samples", "val_samples", "settings", "seeds", "provenance")
+    rows = [{k: v for k, v in r.items() if k != "description"} | {"description": r["description"]} for r in doc["rows"]]
+    return {k: doc[k] for k in keep if k in doc} | {"rows": sorted(rows, key=lambda r: r["bytes_per_sample"])}
 
 
 def _colorize(data: Path, out: Path, opts: LearnOptions) -> dict:
@@ -511,21 +658,83 @@ def _colorize(data: Path, out: Path, opts: LearnOptions) -> dict:
 
 
 def results_table(doc: dict) -> str:
+    """Markdown: one line per input, top-1 as mean ± standard deviation over the seeds."""
     src = doc.get("source_bytes_per_image")
+    seeds = doc.get("seeds") or [0]
     lines = [
         f"{doc['train_samples']} train / {doc['val_samples']} val, {len(doc['classes'])} classes; source files "
-        f"{src:,.0f} bytes per {'clip' if doc.get('experiment') == 'spoken-digits' else 'image'}" if src else "",
+        f"{src:,.0f} bytes per {'clip' if doc.get('experiment') == 'spoken-digits' else 'image'}; "
+        f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}" if src else "",
         "",
-        "| input | shape | top-1 (best) | s/epoch | bytes raw | bytes coded | MACs |",
-        "|---|---|---|---|---|---|---|",
+        "| input | shape | top-1 (mean ± sd) | s/epoch | bytes raw | bytes on disk | MACs | frontier |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in doc["runs"]:
-        coded = "-" if r.get("bytes_coded") is None else f"{r['bytes_coded']:,.0f} ({r.get('coded_as')})"
+    for r in doc.get("rows") or summarize(doc["runs"]):
+        disk = f"{r['bytes_per_sample']:,.0f} ({r['coded_as']})"
         lines.append(
-            f"| {r['input']} | {'x'.join(map(str, r['shape']))} | {100 * r['top1']:.1f} % ({100 * r['best_top1']:.1f}) "
-            f"| {r['epoch_seconds']:.1f} | {r['bytes_raw']:,.0f} | {coded} | {r['macs'] / 1e6:.1f} M |"
+            f"| {r['input']} | {'x'.join(map(str, r['shape']))} | {100 * r['top1_mean']:.1f} ± {100 * r['top1_std']:.1f} % "
+            f"| {r['epoch_seconds_mean']:.1f} | {r['bytes_raw']:,.0f} | {disk} | {r['macs'] / 1e6:.1f} M "
+            f"| {'yes' if r['pareto'] else ''} |"
         )
     return "\n".join(lines)
+
+
+def _family(name: str) -> str:
+    """What a row is, for colours: latents, jpeg, webp, png, pixels, samples, opus, ..."""
+    kind = name.split(":")[0].split("-")[0]
+    return kind
+
+
+_COLOURS = {"latents": "tab:blue", "jpeg": "tab:orange", "webp": "tab:green", "png": "tab:gray", "pixels": "tab:gray",
+            "samples": "tab:brown", "opus": "tab:purple", "taef2": "tab:red"}
+
+
+def plot_pareto(doc: dict, path: Path) -> None:
+    """Top-1 (mean ± sd over seeds) against bytes per sample on disk, log x; rows of one kind and
+    size joined by a line, the frontier dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = doc.get("rows") or summarize(doc["runs"])
+    split = "test" if doc.get("experiment") == "spoken-digits" else "val"
+    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        key = r["input"].split("@")[0] if ":" in r["input"] else r["input"]
+        groups.setdefault(key, []).append(r)
+    labelled = set()
+    for key, rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["bytes_per_sample"])
+        fam = _family(key)
+        colour = _COLOURS.get(fam, "black")
+        xs = [r["bytes_per_sample"] for r in rs]
+        ys = [100 * r["top1_mean"] for r in rs]
+        es = [100 * r["top1_std"] for r in rs]
+        ax.errorbar(xs, ys, yerr=es, color=colour, marker="o" if fam == "latents" else "s", ms=4, capsize=2,
+                    lw=1, label=key)
+        labelled.add(key)
+        for r, x, y in zip(rs, xs, ys):
+            q = r["input"].partition("@")[2]
+            if q:
+                ax.annotate(q, (x, y), fontsize=6, xytext=(2, -8), textcoords="offset points", color=colour)
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["bytes_per_sample"])
+    ax.step([r["bytes_per_sample"] for r in front], [100 * r["top1_mean"] for r in front], where="post", ls="--",
+            color="black", lw=0.8, alpha=0.6, label="frontier")
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per sample on disk (files / coded cache, headers included)")
+    ax.set_ylabel(f"{split} top-1 (%), mean ± sd over {len(doc.get('seeds') or [0])} seeds")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("accuracy per byte: the same CNN family on every input", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    from ..io.files import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.getvalue(), force=True)
 
 
 def plot_results(doc: dict, path: Path) -> None:
@@ -534,36 +743,29 @@ def plot_results(doc: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = doc["runs"]
+    rows = doc.get("rows") or summarize(doc["runs"])
     split = "test" if doc.get("experiment") == "spoken-digits" else "val"
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(17, 4.5))
-    names = [r["input"] for r in runs]
-    tops = [100 * r["top1"] for r in runs]
-    bars = a.bar(range(len(runs)), tops, color=[("tab:blue" if "latent" in n else "tab:gray") for n in names])
-    for bar, r in zip(bars, runs):
-        label = f"{'x'.join(map(str, r['shape']))}\n{r['bytes_raw']:,.0f} B"
-        if r.get("bytes_coded"):
-            label += f" / {r['bytes_coded']:,.0f} B"
-        a.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.5, label, ha="center", va="bottom", fontsize=7)
-    a.set_xticks(range(len(runs)), names, rotation=20, fontsize=8)
-    a.set_ylabel(f"{split} top-1 (%)")
+    fig, (a, b) = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [max(len(rows), 3), 5]})
+    tops = [100 * r["top1_mean"] for r in rows]
+    bars = a.bar(range(len(rows)), tops, yerr=[100 * r["top1_std"] for r in rows], capsize=2,
+                 color=[_COLOURS.get(_family(r["input"]), "black") for r in rows])
+    for bar, r in zip(bars, rows):
+        label = f"{'x'.join(map(str, r['shape']))}\n{r['bytes_per_sample']:,.0f} B"
+        a.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1.0, label, ha="center", va="bottom", fontsize=6)
+    a.set_xticks(range(len(rows)), [r["input"] for r in rows], rotation=35, ha="right", fontsize=7)
+    a.set_ylabel(f"{split} top-1 (%), mean ± sd over seeds")
     a.set_ylim(0, max(tops + [1]) * 1.25)
-    a.set_title("same CNN, epochs and augmentation (bytes: raw / coded per sample)", fontsize=9)
-    for r in runs:
-        b.plot([h["epoch"] for h in r["history"]], [100 * h["val_top1"] for h in r["history"]], marker=".", label=r["input"])
+    a.set_title("same CNN family, epochs and augmentation (bytes per sample on disk)", fontsize=9)
+    first: dict[str, dict] = {}
+    for r in doc["runs"]:
+        first.setdefault(r["input"], r)
+    for r in first.values():
+        b.plot([h["epoch"] for h in r["history"]], [100 * h["val_top1"] for h in r["history"]], marker=".",
+               label=r["input"], color=_COLOURS.get(_family(r["input"])))
     b.set_xlabel("epoch")
-    b.set_ylabel(f"{split} top-1 (%)")
+    b.set_ylabel(f"{split} top-1 (%), first seed")
     b.grid(alpha=0.3)
-    b.legend(fontsize=8)
-    for r in runs:  # what the accuracy costs on disk: entropy-coded bytes where known, else raw
-        size = r.get("bytes_coded") or r["bytes_raw"]
-        c.scatter([size], [100 * r["top1"]], color="tab:blue" if "latent" in r["input"] else "tab:gray")
-        c.annotate(r["input"], (size, 100 * r["top1"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    c.set_xscale("log")
-    c.set_xlabel("bytes per sample on disk (entropy-coded; raw where no coder)")
-    c.set_ylabel(f"{split} top-1 (%)")
-    c.grid(alpha=0.3, which="both")
-    c.set_title("accuracy against storage", fontsize=9)
+    b.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

@@ -10,8 +10,10 @@ the stored image size (``--size``, 144 by default): the experiment crops the mod
 (``--crop``, 128) out of the features, at offsets on a grid of ``--grid`` pixels, so ``f`` must
 divide the size, the crop and the grid.
 
-Built in (``get_input`` also accepts the parametric forms ``pixels:N`` and
-``latents:PRESET_OR_WEIGHTS[@QUALITY]``):
+Built in (``get_input`` also accepts the parametric forms ``pixels:N``,
+``latents:PRESET_OR_WEIGHTS[@QUALITY]``, and the stored-file forms ``jpeg:N@QUALITY``,
+``webp:N@QUALITY`` and ``png:N``: the window shrunk to ``N`` px and kept as that file, the model
+seeing the decoded image):
 
 =================  =====================================================================
 ``latents-16x``    ``image-rgb-16x`` symbols (int8, scale = the quantization step); 12x16x16 per 128 px
@@ -45,10 +47,14 @@ Audio inputs (``modality="audio"``, for the spoken-digit experiment) take int16 
 ``samples-8k``     the samples themselves
 =================  =====================================================================
 
-(also ``samples:RATE`` and ``latents:AUDIO_PRESET_OR_WEIGHTS[@Q]`` for mono audio codecs).
+(also ``samples:RATE``, ``latents:AUDIO_PRESET_OR_WEIGHTS[@Q]`` for mono audio codecs, and
+``opus:RATE@LEVEL``: the clip resampled to ``RATE`` Hz, stored as Ogg Opus at soundfile's
+compression level ``LEVEL`` (0-1; Opus codes at 8 kHz, so lower rates are upsampled for the
+encoder), the model seeing the decoded clip at ``RATE``).
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass
 from functools import partial
@@ -59,7 +65,7 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["INPUT_TYPES", "DEFAULT_INPUTS", "DEFAULT_AUDIO_INPUTS", "InputType", "get_input", "register_input",
-           "pixel_input", "sample_input", "latent_input"]
+           "pixel_input", "sample_input", "latent_input", "file_input", "opus_input", "FILE_FORMATS"]
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
 BytesFn = Callable[[np.ndarray], dict]
@@ -123,6 +129,21 @@ def get_input(name: str, *, crop: int = 128) -> InputType:
         except ValueError:
             raise InputError(f"{need}, got {name!r}") from None
         return make(n, crop=crop, name=name)
+    if sep and kind in FILE_FORMATS:
+        side, at, q = arg.partition("@")
+        try:
+            n = int(side)
+            quality = int(q) if at else None
+        except ValueError:
+            raise InputError(f"{kind}:N@QUALITY needs integers, got {name!r}") from None
+        return file_input(kind, n, quality, crop=crop, name=name)
+    if sep and kind == "opus":
+        rate, at, level = arg.partition("@")
+        try:
+            r, lev = int(rate), float(level) if at else 1.0
+        except ValueError:
+            raise InputError(f"opus:RATE@LEVEL needs an integer rate and a level in [0, 1], got {name!r}") from None
+        return opus_input(r, lev, crop=crop, name=name)
     if sep and kind == "latents":
         target, at, q = arg.rpartition("@") if "@" in arg else (arg, "", "")
         try:
@@ -131,7 +152,7 @@ def get_input(name: str, *, crop: int = 128) -> InputType:
             raise InputError(f"latents:PRESET@Q needs an integer quality, got {name!r}") from None
         return latent_input(target, quality, name=name)
     raise InputError(f"unknown input type {name!r}; known: {', '.join(INPUT_TYPES)}, pixels:N, samples:RATE, "
-                     "latents:PRESET[@Q]")
+                     "latents:PRESET[@Q], jpeg:N@Q, webp:N@Q, png:N, opus:RATE@LEVEL")
 
 
 # --- pixels -----------------------------------------------------------------
@@ -171,6 +192,74 @@ def _shrunk_input(name: str, shrink: FeatureFn, coded_bytes: Callable[[np.ndarra
     return InputType(name, shrink, kw.pop("scale", 1.0), disk_bytes, description, **kw)
 
 
+# --- pixels stored as image files ---------------------------------------------
+# The strongest settings each format offers for storage (smallest files at a quality):
+# JPEG with optimized Huffman tables, WebP with its slowest method, PNG at maximum compression.
+FILE_FORMATS = {"jpeg": ("JPEG", (("optimize", True),)), "webp": ("WEBP", (("method", 6),)), "png": ("PNG", ())}
+
+
+def _file_codec(kind: str, quality: int | None):
+    """``(compress(hwc uint8) -> bytes, decompress(bytes) -> hwc uint8, label)`` for a stored-file input."""
+    from PIL import Image
+
+    fmt, options = FILE_FORMATS[kind]
+    if kind == "png":
+        if quality is not None:
+            raise InputError("png:N takes no quality (it is lossless)")
+        from ..io.images import encode_png
+
+        compress = encode_png
+        label = "PNG file"
+    else:
+        if quality is None or not 1 <= quality <= 100:
+            raise InputError(f"{kind}:N@QUALITY needs a quality in 1..100, got {quality}")
+        from ..evaluate.codecs import PillowCodec
+
+        codec = PillowCodec(kind, fmt, (quality,), options)
+        compress = partial(_quality_compress, codec, quality)
+        label = f"{fmt} q{quality} file ({', '.join(f'{k}={v}' for k, v in options)})"
+
+    def decompress(data: bytes) -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB"))
+
+    return compress, decompress, label
+
+
+def _quality_compress(codec, quality: int, img: np.ndarray) -> bytes:
+    return codec.compress(img, quality)
+
+
+def file_input(kind: str, side: int, quality: int | None = None, *, crop: int = 128,
+               name: str | None = None) -> InputType:
+    """``side x side x 3`` pixels per window (box-shrunk like ``pixels:N``), kept as a JPEG, WebP or
+    PNG file; the model sees the decoded image. Bytes per sample: the file of each validation window."""
+    if kind not in FILE_FORMATS:
+        raise InputError(f"unknown file format {kind!r}; known: {', '.join(FILE_FORMATS)}")
+    if side < 1 or crop % side:
+        raise InputError(f"{kind}:{side}: the crop ({crop} px) must be a multiple of {side}")
+    compress, decompress, label = _file_codec(kind, quality)
+    factor = crop // side
+
+    def coded(images: np.ndarray) -> np.ndarray:  # uint8 [N, S, S, 3] -> decoded uint8 [N, 3, S/f, S/f]
+        x = box_downsample(images, factor)
+        for i, v in enumerate(x):
+            x[i] = decompress(compress(np.ascontiguousarray(v.transpose(1, 2, 0)))).transpose(2, 0, 1)
+        return x
+
+    def size(v: np.ndarray) -> int:
+        return len(compress(np.ascontiguousarray(v.transpose(1, 2, 0))))
+
+    spec = _shrunk_input(name or f"{kind}:{side}" + (f"@{quality}" if quality is not None else ""), coded, size,
+                         label, f"{side}x{side}x3 pixels as a {label}, decoded", reversible=True)
+
+    def disk_bytes(windows: np.ndarray) -> dict:  # the file of each shrunk window, not of the decoded pixels
+        x = box_downsample(windows, factor)
+        return {"raw": float(x[0].nbytes), "coded": float(np.mean([size(v) for v in x])), "coded_as": label}
+
+    return dataclasses.replace(spec, disk_bytes=disk_bytes)
+
+
 # --- latents ----------------------------------------------------------------
 def latent_input(preset_or_weights: str, quality: int | None = None, *, name: str | None = None,
                  crop: int = 128) -> InputType:
@@ -200,7 +289,8 @@ def latent_input(preset_or_weights: str, quality: int | None = None, *, name: st
 
         q = symbols(windows)
         coded = coded_shard_bytes(codec, quality, 0, q, None, weights_sha256(codec))
-        return {"raw": float(q[0].size * dtype.itemsize), "coded": len(coded) / len(q), "coded_as": "rANS shard (.wlt)"}
+        return {"raw": float(q[0].size * dtype.itemsize), "coded": len(coded) / len(q), "coded_as": "rANS shard (.wlt)",
+                "weights_sha256": weights_sha256(codec)}
 
     K = cfg.latent_channels
     where = f", one step per {cfg.block} samples" if audio else f" at 1/{cfg.block} resolution"
@@ -237,6 +327,55 @@ def sample_input(rate: int, *, crop: int = 7680, name: str | None = None) -> Inp
     return _shrunk_input(name or f"samples:{rate}", partial(resample_clips, factor=factor),
                          lambda v: _flac_bytes(v[0], rate), "FLAC", f"{rate} Hz samples ({how})",
                          scale=1 / 32768, modality="audio")
+
+
+def opus_input(rate: int, level: float = 1.0, *, crop: int = 7680, name: str | None = None) -> InputType:
+    """The 8 kHz clips resampled to ``rate`` Hz and stored as Ogg Opus (soundfile, compression level
+    ``level``); the model sees the decoded clip at ``rate``. Opus encodes at 8 kHz at least, so a
+    lower ``rate`` is upsampled back to 8 kHz for the encoder (band-limited Opus)."""
+    if rate < 1 or AUDIO_RATE % rate or crop % (AUDIO_RATE // rate):
+        raise InputError(f"opus:{rate}: {AUDIO_RATE} / rate must be an integer that divides the crop ({crop})")
+    if not 0.0 <= level <= 1.0:
+        raise InputError(f"opus:{rate}@{level}: the compression level must lie in [0, 1]")
+    factor = AUDIO_RATE // rate
+
+    def encode(clip: np.ndarray) -> bytes:  # int16 [L] at `rate` -> Ogg Opus bytes (coded at 8 kHz)
+        import soundfile as sf
+        from scipy.signal import resample_poly
+
+        x = np.asarray(clip, np.float32) / 32768.0
+        if factor > 1:
+            x = resample_poly(x, factor, 1).astype(np.float32)
+        buf = io.BytesIO()
+        sf.write(buf, x, AUDIO_RATE, format="OGG", subtype="OPUS", compression_level=level)
+        return buf.getvalue()
+
+    def decode(data: bytes, length: int) -> np.ndarray:  # -> int16 [length] at `rate`
+        import soundfile as sf
+        from scipy.signal import resample_poly
+
+        y, r = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        y = y[:, 0]
+        if r != AUDIO_RATE:
+            y = resample_poly(y, AUDIO_RATE, r)
+        if factor > 1:
+            y = resample_poly(y, 1, factor)
+        y = np.pad(y[:length], (0, max(0, length - len(y))))
+        return np.clip(np.round(y * 32768), -32768, 32767).astype(np.int16)
+
+    def features(clips: np.ndarray) -> np.ndarray:  # int16 [N, L] -> int16 [N, 1, L / factor]
+        x = resample_clips(clips, factor)
+        for i, v in enumerate(x):
+            x[i, 0] = decode(encode(v[0]), x.shape[-1])
+        return x
+
+    def disk_bytes(windows: np.ndarray) -> dict:
+        x = resample_clips(windows, factor)
+        return {"raw": float(x[0].nbytes), "coded": float(np.mean([len(encode(v[0])) for v in x])),
+                "coded_as": f"Ogg Opus file (level {level})"}
+
+    return InputType(name or f"opus:{rate}@{level:g}", features, 1 / 32768, disk_bytes,
+                     f"{rate} Hz samples as Ogg Opus (compression level {level:g}), decoded", modality="audio")
 
 
 def taef2_input(*, crop: int = 128, name: str = "taef2") -> InputType:

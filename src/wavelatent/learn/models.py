@@ -6,12 +6,18 @@
 * **stem**: brings any input to ``body_size`` (``body_size x body_size`` for images; ``wavelatent
   learn`` uses the latent resolution: 16 for 128 px windows, 240 steps for 7,680 samples) with
   ``width`` channels: ``stem_layers`` conv-BN-ReLU layers (``kernel`` taps, 3 for images and 5
-  for audio; channels ``width / 2**(layers-1)`` ... ``width``, at least 16), of which the first
-  ``n = log2(in_size / body_size)`` have stride 2 and the rest stride 1 (an input smaller than
-  the body gets no stride). With ``stem_layers=None`` the stem is as short as possible
-  (``max(n, 1)`` layers); with a fixed ``stem_layers`` every input gets the same depth. So a
-  ``12x16x16`` latent, a ``3x32x32`` and a ``3x128x128`` image all reach the same
-  ``width x 16 x 16`` feature map, and every input gets the same body.
+  for audio), of which the first ``n = log2(in_size / body_size)`` have stride 2 and the rest
+  stride 1 (an input smaller than the body gets no stride). With ``stem_layers=None`` the stem
+  is as short as possible (``max(n, 1)`` layers); with a fixed ``stem_layers`` every input gets
+  the same depth. So a ``12x16x16`` latent, a ``3x32x32`` and a ``3x128x128`` image all reach
+  the same ``width x 16 x 16`` feature map, and every input gets the same body. ``stem`` sets
+  how much a larger input may spend before the body:
+
+  - ``"wide"`` (default): every stem layer has ``width`` channels, as wide as the body;
+  - ``"resnet"``: wide, and a residual block after each stride-2 layer above the body size
+    (ResNet-style stages: a 128 px input gets two blocks, at 64 and 32 px);
+  - ``"thin"``: channels ``width / 2**(layers-1)`` ... ``width``, at least 16 (the first
+    version's stem, which may starve a 128 px input: 16 channels at 64 and 32 px).
 * **body** (identical for all inputs): a residual block at the body size, a stride-2 transition
   and a residual block at half of it (``2 width``), the same at a quarter (``4 width``), global
   average pooling, dropout, a linear classifier. Batch norm and ReLU throughout.
@@ -26,7 +32,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SmallCNN", "count_macs", "warmup_cosine"]
+__all__ = ["SmallCNN", "STEMS", "count_macs", "warmup_cosine"]
+
+STEMS = ("wide", "resnet", "thin")
 
 
 _LAYERS = {1: (nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d), 2: (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d)}
@@ -58,10 +66,13 @@ class SmallCNN(nn.Module):
     """Compact residual CNN whose stem takes ``in_channels`` at ``in_size`` (see module docstring)."""
 
     def __init__(self, in_channels: int, in_size: int, num_classes: int, *, width: int = 32, body_size: int = 16,
-                 dropout: float = 0.1, stem_layers: int | None = None, dims: int = 2, kernel: int = 3) -> None:
+                 dropout: float = 0.1, stem_layers: int | None = None, dims: int = 2, kernel: int = 3,
+                 stem: str = "wide") -> None:
         super().__init__()
         if dims not in _LAYERS:
             raise ValueError(f"dims must be 1 or 2, got {dims}")
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {stem!r}")
         n = max(0, round(math.log2(max(in_size, 1) / body_size)))
         if n and in_size != body_size * 2**n:
             raise ValueError(f"input size {in_size} is not {body_size} times a power of two")
@@ -71,8 +82,11 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         c = in_channels
         for i in range(depth):  # stride 2 down to body_size, then stride 1; the last layer gives `width`
-            out = width if i == depth - 1 else min(width, max(16, width // 2 ** (depth - 1 - i)))
+            thin = min(width, max(16, width // 2 ** (depth - 1 - i)))
+            out = width if i == depth - 1 or stem != "thin" else thin
             layers.append(conv_bn(dims, c, out, stride=2 if i < n else 1, k=kernel))
+            if stem == "resnet" and i < n - 1:  # a stage above the body size gets a block of its own
+                layers.append(ResidualBlock(dims, out, out, k=kernel))
             c = out
         self.stem = nn.Sequential(*layers)
         self.body = nn.Sequential(
