@@ -329,10 +329,10 @@ def test_learn_tiny(tmp_path, test_weights):
     assert round(lat["top1"] * 6, 4).is_integer() and len(lat["history"]) == 1 and lat["epoch_seconds"] > 0
     assert (out / "results.md").is_file()
     # a rerun skips finished inputs
-    stamp = (out / "runs" / "pixels_8.json").stat().st_mtime_ns
+    stamp = (out / "runs" / "pixels_8.seed0.json").stat().st_mtime_ns
     again = learn(dataclasses.replace(opts, inputs=opts.inputs[:2]))
     assert again["runs"] == doc["runs"][:2]
-    assert (out / "runs" / "pixels_8.json").stat().st_mtime_ns == stamp
+    assert (out / "runs" / "pixels_8.seed0.json").stat().st_mtime_ns == stamp
 
 
 # --- audio caches -------------------------------------------------------------

@@ -95,9 +95,9 @@ def test_learn_spoken_digits(tmp_path, mono_weights):
     assert json.loads((out / "results.json").read_text())["runs"][1]["input"] == "samples:4000"
     assert (out / "results.md").read_text().count("| samples:") == 2
     assert all(r["flips"] == "none" for r in doc["runs"])
-    stamp = (out / "runs" / "samples_4000.json").stat().st_mtime_ns
+    stamp = (out / "runs" / "samples_4000.seed0.json").stat().st_mtime_ns
     assert learn(dataclasses.replace(opts, inputs=("samples:4000",)))["runs"] == [s4]  # a rerun skips it
-    assert (out / "runs" / "samples_4000.json").stat().st_mtime_ns == stamp
+    assert (out / "runs" / "samples_4000.seed0.json").stat().st_mtime_ns == stamp
     with pytest.raises(InputError, match="power of two"):  # a window the network cannot take
         learn(dataclasses.replace(opts, inputs=("samples:1600",), crop=6400, size=6400, grid=160))
     # image inputs on audio data (and the reverse) are refused before any work

@@ -492,7 +492,7 @@ def learn(opts: LearnOptions) -> dict:
         "source_bytes_per_image": float(np.mean(train.source_bytes + val.source_bytes)),
     }
     _atomic_json(out / "experiment.json", meta)
-    from ..provenance import machine
+    from ..provenance import git_commit, machine
 
     runs = []
     for spec in specs:
@@ -519,7 +519,7 @@ def learn(opts: LearnOptions) -> dict:
             disk = {"raw": rec["bytes_raw"], "coded": rec["bytes_coded"], "coded_as": rec["coded_as"],
                     "weights_sha256": rec.get("weights_sha256")}
             rec.update(version=RESULTS_VERSION, settings=settings, run_seconds=time.perf_counter() - t_run,
-                       threads=torch.get_num_threads(), machine=machine())
+                       threads=torch.get_num_threads(), machine=machine(), commit=git_commit()["git_commit"])
             _atomic_json(path, rec)
             runs.append(rec)
     return _write_results(out, meta, runs, log)
@@ -543,6 +543,8 @@ def _write_results(out: Path, meta: dict, runs: list[dict], log: Callable[[str],
         "rows": summarize(runs),
         "runs": runs,
         "provenance": provenance(threads=torch.get_num_threads(), devices=sorted({r["device"] for r in runs}),
+                                 run_machines=_unique([r["machine"] for r in runs if r.get("machine")]),
+                                 run_commits=sorted({r["commit"] for r in runs if r.get("commit")}),
                                  weights_sha256=weights),
     }
     _atomic_json(out / "results.json", doc)
@@ -554,6 +556,17 @@ def _write_results(out: Path, meta: dict, runs: list[dict], log: Callable[[str],
     except ImportError:
         log("matplotlib is not installed: no plot")
     return doc
+
+
+def _unique(items: list[dict]) -> list[dict]:
+    """Distinct dicts ignoring their load average, in first-seen order."""
+    seen, out = set(), []
+    for m in items:
+        key = json.dumps({k: v for k, v in m.items() if not k.startswith("load")}, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append({k: v for k, v in m.items() if not k.startswith("load")})
+    return out
 
 
 def collect(out: str | Path, inputs: Sequence[str] | None = None, progress: bool = True) -> dict:
