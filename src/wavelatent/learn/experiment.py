@@ -725,8 +725,9 @@ def plot_pareto(doc: dict, path: Path) -> None:
         xs = [r["bytes_per_sample"] for r in rs]
         ys = [100 * r["top1_mean"] for r in rs]
         es = [100 * r["top1_std"] for r in rs]
-        ax.errorbar(xs, ys, yerr=es, color=colour, marker="o" if fam == "latents" else "s", ms=4, capsize=2,
-                    lw=1, label=key)
+        side = key.partition(":")[2]
+        style = {"32": ("v", ":"), "64": ("s", "--"), "128": ("D", "-")}.get(side, ("o", "-"))
+        ax.errorbar(xs, ys, yerr=es, color=colour, marker=style[0], ls=style[1], ms=4, capsize=2, lw=1, label=key)
         labelled.add(key)
         for r, x, y in zip(rs, xs, ys):
             q = r["input"].partition("@")[2]
