@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import io
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -163,7 +164,11 @@ def test_mismatch_refused(folder, tmp_path, test_weights):
     # coded caches check the weights they are decoded with
     _build(folder, tmp_path / "coded", test_weights, storage="coded")
     with pytest.raises(CacheError, match="weights"):
-        LatentDataset(tmp_path / "coded", weights=other)[0]
+        LatentDataset(tmp_path / "coded", weights=other)  # refused when made, not later in a worker
+    ds = LatentDataset(tmp_path / "coded", weights=test_weights)
+    x0 = ds[0][0]
+    copy = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker gets: no codec, no decoded shards
+    assert copy._codec is None and not copy._shards and torch.equal(copy[0][0], x0)
 
 
 def test_dataset_with_dataloader(folder, tmp_path, test_weights):

@@ -144,7 +144,9 @@ class LatentDataset(_LatentView, Dataset):
     caches of unshipped weights, the weights file (a preset's shipped weights are found by name);
     the weights hash is checked against the index.
     ``max_cached_shards``: shards kept decoded per process (None = all; a cache of 10,000
-    ``12x16x16`` samples is 30 MB as int8).
+    ``12x16x16`` samples is 30 MB as int8). A coded cache's codec is loaded here, once: DataLoader
+    workers started by fork share it (with spawn, each worker loads it again), and wrong weights
+    fail now rather than in a worker.
     """
 
     def __init__(
@@ -174,6 +176,12 @@ class LatentDataset(_LatentView, Dataset):
         self._codec = None
         self._max_cached = max_cached_shards
         self._shards: OrderedDict[int, np.ndarray] = OrderedDict()
+        if index["storage"] != "raw":
+            self.codec()
+
+    def __getstate__(self) -> dict:
+        # pickled for spawned DataLoader workers: they load the codec and decode shards themselves
+        return {**self.__dict__, "_codec": None, "_shards": OrderedDict()}
 
     def __len__(self) -> int:
         return int(self.index["samples"])
