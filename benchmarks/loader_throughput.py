@@ -10,8 +10,12 @@ shuffled, random crop and horizontal flip as in ``wavelatent learn``'s training)
 ``latents-raw`` / ``latents-coded``
     :class:`~wavelatent.data.LatentDataset` on a raw (tar of ``.npy``) and on a coded (rANS ``.wlt``
     shards) cache of ``image-rgb-16x`` latents of the images at 144 px (``[12, 18, 18]``), random
-    16x16 latent crop (128 px) and the cache's fitted latent flip. A process decodes a shard the
-    first time it needs it and keeps it, so the entropy decoding lands in the first epoch.
+    16x16 latent crop (128 px) and the cache's fitted latent flip. ``preload=True``: the main
+    process reads (decodes) every shard once when the dataset is made, inside the first epoch's
+    time, and the forked workers share the symbols.
+``latents-coded-per-worker``
+    The same without ``preload``: each worker decodes a shard the first time it samples from it
+    and keeps it, so with shuffling every worker decodes every shard in its first epoch.
 ``jpeg``
     The torchvision-style pipeline written with Pillow/numpy: decode the original Imagenette JPEG,
     resize its short side to 144 (bilinear, antialiased), random 128x128 crop, flip, to float CHW
@@ -61,7 +65,7 @@ from torch.utils.data import DataLoader, Dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-PIPELINES = ("latents-raw", "latents-coded", "jpeg", "thumbnail", "memmap")
+PIPELINES = ("latents-raw", "latents-coded", "latents-coded-per-worker", "jpeg", "thumbnail", "memmap")
 SIZE, CROP, SHRINK = 144, 128, 4  # stored image side, model window, thumbnail shrink (36 px, crop 32)
 THUMB_QUALITY = 90
 
@@ -162,6 +166,7 @@ def prepare(src: Path, scratch: Path, n: int | None, *, preset: str = "image-rgb
     from PIL import Image
 
     from wavelatent.data.cache import build_cache, prepare_image, read_index
+    from wavelatent.models import load_codec
 
     paths, labels, classes = pick_sources(src, n)
     root = scratch / f"{src.name}-{len(paths)}"
@@ -174,6 +179,7 @@ def prepare(src: Path, scratch: Path, n: int | None, *, preset: str = "image-rgb
             link.symlink_to(p.resolve())
         links.append(link)
     out = {"root": str(root), "originals": [str(p) for p in links], "labels": labels, "classes": classes}
+    codec = None
     for storage in ("raw", "coded"):
         cache = root / f"{preset}-{storage}"
         try:
@@ -182,7 +188,8 @@ def prepare(src: Path, scratch: Path, n: int | None, *, preset: str = "image-rgb
             done = False
         if not done:
             t = time.perf_counter()
-            build_cache(subset, cache, preset, size=SIZE, storage=storage, jobs=jobs, progress=False,
+            codec = codec or load_codec(preset)
+            build_cache(subset, cache, codec, size=SIZE, storage=storage, jobs=jobs, progress=False,
                         flip_images=min(64, len(links)))  # the fitted flip costs the same however fitted
             log(f"built the {storage} cache of {len(links)} images in {time.perf_counter() - t:.1f} s: {cache}")
         out[f"cache-{storage}"] = str(cache)
@@ -211,6 +218,7 @@ def prepare(src: Path, scratch: Path, n: int | None, *, preset: str = "image-rgb
     out["bytes_per_sample"] = {
         "latents-raw": sum(s["bytes"] for s in read_index(out["cache-raw"])["shards"]) / n_,
         "latents-coded": sum(s["bytes"] for s in read_index(out["cache-coded"])["shards"]) / n_,
+        "latents-coded-per-worker": sum(s["bytes"] for s in read_index(out["cache-coded"])["shards"]) / n_,
         "jpeg": sum(p.stat().st_size for p in links) / n_,
         "thumbnail": sum(p.stat().st_size for p in thumb_paths) / n_,
         "memmap": SIZE * SIZE * 3,
@@ -222,8 +230,9 @@ def make_dataset(name: str, prep: dict) -> Dataset:
     """The dataset of pipeline ``name`` (see the module docstring) over what :func:`prepare` built."""
     from wavelatent.data import LatentDataset
 
-    if name in ("latents-raw", "latents-coded"):
-        return LatentDataset(prep[f"cache-{name.split('-')[1]}"], crop=CROP // 8, random_crop=True, flip=True)
+    if name.startswith("latents-"):
+        return LatentDataset(prep[f"cache-{name.split('-')[1]}"], crop=CROP // 8, random_crop=True, flip=True,
+                             preload=name != "latents-coded-per-worker")
     if name == "jpeg":
         return PillowImages(prep["originals"], prep["labels"], CROP, resize=SIZE)
     if name == "thumbnail":
@@ -301,7 +310,7 @@ def run_benchmark(prep: dict, *, workers: Sequence[int] = (1, 2), pipelines: Seq
     torch.set_num_threads(1)
     warm_up(prep)
     rows = []
-    log(f"{'pipeline':14s} {'workers':>7s} {'first/s':>9s} {'warm/s':>9s} {'run/s':>9s} {'run/s/core':>10s} "
+    log(f"{'pipeline':24s} {'workers':>7s} {'first/s':>9s} {'warm/s':>9s} {'run/s':>9s} {'run/s/core':>10s} "
         f"{'/cpu-s':>8s} {'B/sample':>9s}  load")
     for w in workers:
         for name in pipelines:
@@ -309,7 +318,7 @@ def run_benchmark(prep: dict, *, workers: Sequence[int] = (1, 2), pipelines: Seq
                                              epochs=epochs, run_epochs=run_epochs)}
             r["bytes_per_sample"] = prep["bytes_per_sample"][name]
             rows.append(r)
-            log(f"{name:14s} {w:7d} {r['samples_per_s_first']:9,.0f} {r['samples_per_s_warm']:9,.0f} "
+            log(f"{name:24s} {w:7d} {r['samples_per_s_first']:9,.0f} {r['samples_per_s_warm']:9,.0f} "
                 f"{r['samples_per_s_run']:9,.0f} {r['per_core_run']:10,.0f} {r['samples_per_cpu_s']:8,.0f} "
                 f"{r['bytes_per_sample']:9,.0f}  {r['load_average_1min'][0]:.2f}->{r['load_average_1min'][1]:.2f}")
     ratios: dict[str, dict] = {}
@@ -334,20 +343,20 @@ def run_benchmark(prep: dict, *, workers: Sequence[int] = (1, 2), pipelines: Seq
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="512 images, 2 epochs per configuration (under a minute)")
+    p.add_argument("--quick", action="store_true", help="512 images, 3 epochs per configuration (under a minute)")
     p.add_argument("--src", type=Path, default=DATA / "imagenette" / "train", help="SRC/<class>/<image> (Imagenette train)")
     p.add_argument("--samples", type=int, help="images used, spread over SRC (all; --quick: 512)")
     p.add_argument("--scratch", type=Path, default=Path("/tmp/wavelatent-loader-throughput"),
                    help="where the caches, thumbnails and memory map are built and reused")
     p.add_argument("--workers", default="1,2", help="DataLoader worker counts, comma-separated (1,2)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--epochs", type=int, help="epochs per configuration, the first cold (4; --quick: 2)")
+    p.add_argument("--epochs", type=int, help="epochs per configuration, the first cold (4; --quick: 3)")
     p.add_argument("--run-epochs", type=int, default=12, help="training run the headline is projected to (12)")
     p.add_argument("--jobs", type=int, default=1, help="processes that build the caches (1)")
     p.add_argument("--json", type=Path, help="write every figure plus provenance to this file")
     a = p.parse_args(argv)
     n = a.samples if a.samples is not None else 512 if a.quick else None
-    epochs = a.epochs if a.epochs is not None else 2 if a.quick else 4
+    epochs = a.epochs if a.epochs is not None else 3 if a.quick else 4
     workers = [int(v) for v in a.workers.split(",")]
     t0 = time.perf_counter()
     prep = prepare(a.src, a.scratch, n, jobs=a.jobs)

@@ -44,7 +44,8 @@ def test_every_pipeline_gives_float_batches_and_the_ratio_line(bench, photos, tm
     doc = json.loads(out.read_text())
     assert doc["samples"] == 10 and doc["provenance"]["command"].startswith("python benchmarks/loader_throughput.py")
     shapes = {r["pipeline"]: r["sample_shape"] for r in doc["rows"]}
-    assert shapes == {"latents-raw": [12, 16, 16], "latents-coded": [12, 16, 16], "jpeg": [3, 128, 128],
+    assert shapes == {"latents-raw": [12, 16, 16], "latents-coded": [12, 16, 16],
+                      "latents-coded-per-worker": [12, 16, 16], "jpeg": [3, 128, 128],
                       "thumbnail": [3, 32, 32], "memmap": [3, 128, 128]}
     for r in doc["rows"]:
         assert r["workers"] == 0 and r["cores"] == 1 and len(r["epoch_s"]) == 2
