@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import io
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from wavelatent import container
 from wavelatent.data import EncodedImageFolder, LatentDataset, build_cache, read_index
 from wavelatent.data.cache import CacheError, CacheMismatchError, prepare_image
 from wavelatent.data.flip import LatentFlip
-from wavelatent.errors import WavelatentError
+from wavelatent.errors import InputError, WavelatentError
 from wavelatent.io.images import to_tensor
 from wavelatent.models import load_codec
 
@@ -163,7 +164,16 @@ def test_mismatch_refused(folder, tmp_path, test_weights):
     # coded caches check the weights they are decoded with
     _build(folder, tmp_path / "coded", test_weights, storage="coded")
     with pytest.raises(CacheError, match="weights"):
-        LatentDataset(tmp_path / "coded", weights=other)[0]
+        LatentDataset(tmp_path / "coded", weights=other)  # refused when made, not later in a worker
+    ds = LatentDataset(tmp_path / "coded", weights=test_weights)
+    x0 = ds[0][0]
+    copy = pickle.loads(pickle.dumps(ds))  # what a spawned DataLoader worker gets: no codec, no decoded shards
+    assert copy._codec is None and not copy._shards and torch.equal(copy[0][0], x0)
+    pre = LatentDataset(tmp_path / "coded", weights=test_weights, preload=True)
+    assert len(pre._shards) == len(pre.index["shards"]) and torch.equal(pre[0][0], x0)
+    assert len(pickle.loads(pickle.dumps(pre))._shards) == len(pre._shards)  # preloaded symbols travel along
+    with pytest.raises(InputError, match="preload"):
+        LatentDataset(tmp_path / "coded", weights=test_weights, preload=True, max_cached_shards=0)
 
 
 def test_dataset_with_dataloader(folder, tmp_path, test_weights):

@@ -119,6 +119,26 @@ def test_corrupt_streams_raise_or_differ(tables2d):
         grid.decode(bytes(data), tables2d, (20, 21))  # wrong latent size
 
 
+@pytest.mark.parametrize("shape", [(7, 9), (1, 1), (17, 33)])
+def test_decode_many_equals_one_by_one(tables2d, tables1d, shape):
+    rng = np.random.default_rng(sum(shape))
+    qs = [_symbols(rng, 4, shape, 20, smooth=j % 2 == 0) for j in range(5)] + [np.zeros((4, *shape), np.int32)]
+    got = grid.decode_many([grid.encode(q, tables2d) for q in qs], tables2d, shape)
+    assert got.dtype == np.int32 and np.array_equal(got, np.stack(qs))
+    q1 = [_symbols(rng, 3, (shape[1] * 8,), 30) for _ in range(3)]
+    assert np.array_equal(grid.decode_many([grid.encode(q, tables1d) for q in q1], tables1d, (shape[1] * 8,)), np.stack(q1))
+    assert grid.decode_many([], tables2d, shape).shape == (0, 4, *shape)
+
+
+def test_decode_many_refuses_a_bad_stream_among_good_ones(tables2d):
+    rng = np.random.default_rng(12)
+    datas = [grid.encode(_symbols(rng, 4, (12, 12), 20), tables2d) for _ in range(4)]
+    with pytest.raises(EntropyCodingError):
+        grid.decode_many(datas[:2] + [datas[2][:-4]] + datas[3:], tables2d, (12, 12))
+    with pytest.raises(EntropyCodingError):
+        grid.decode_many(datas[:3] + [datas[3] + b"\0\0\0\0"], tables2d, (12, 12))  # left over in one coder
+
+
 def test_bad_tables_are_refused(tables2d):
     t = tables2d
     with pytest.raises(EntropyCodingError, match="not decoded yet"):

@@ -308,16 +308,19 @@ def read_coded_shard(path_or_bytes, codec, expect: tuple[int, Sequence[int]] | N
     lengths = np.frombuffer(c.streams["lengths"], dtype="<u4")
     if len(lengths) != n or int(lengths.sum()) != len(c.streams["latents"]):
         raise CacheError("latent shard stream lengths do not add up")
-    out = np.empty((n, *shape), np.int32)
-    pos = 0
     blob = c.streams["latents"]
-    for i, size in enumerate(lengths.tolist()):
+    ends = np.cumsum(lengths, dtype=np.int64).tolist()
+    parts = [blob[e - size : e] for e, size in zip(ends, lengths.tolist())]
+    try:  # the whole shard in one call (vectorized over its samples where the entropy model can)
+        return h, coder.decompress_many(parts, shape[1:])
+    except EntropyCodingError:
+        pass
+    for i, part in enumerate(parts):  # find the sample that does not decode, for the message
         try:
-            out[i] = coder.decompress(blob[pos : pos + size], shape[1:])
+            coder.decompress(part, shape[1:])
         except EntropyCodingError as e:
             raise CacheError(f"latent shard sample {i} does not decode: {e}") from None
-        pos += size
-    return h, out
+    raise CacheError("latent shard does not decode as a whole, though every sample does alone")
 
 
 # --- the index --------------------------------------------------------------

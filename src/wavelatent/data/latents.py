@@ -144,7 +144,11 @@ class LatentDataset(_LatentView, Dataset):
     caches of unshipped weights, the weights file (a preset's shipped weights are found by name);
     the weights hash is checked against the index.
     ``max_cached_shards``: shards kept decoded per process (None = all; a cache of 10,000
-    ``12x16x16`` samples is 30 MB as int8).
+    ``12x16x16`` samples is 30 MB as int8). A coded cache's codec is loaded here, once: DataLoader
+    workers started by fork share it (with spawn, each worker loads it again), and wrong weights
+    fail now rather than in a worker. ``preload``: read (decode) every shard here, once, so that
+    forked workers share the symbols; otherwise each worker reads and decodes every shard it
+    samples from, i.e. with shuffling every shard, once per worker.
     """
 
     def __init__(
@@ -157,6 +161,7 @@ class LatentDataset(_LatentView, Dataset):
         flip: bool = False,
         weights: str | os.PathLike | None = None,
         max_cached_shards: int | None = None,
+        preload: bool = False,
     ) -> None:
         self.root = Path(cache)
         self.index = index = read_index(cache)
@@ -174,6 +179,18 @@ class LatentDataset(_LatentView, Dataset):
         self._codec = None
         self._max_cached = max_cached_shards
         self._shards: OrderedDict[int, np.ndarray] = OrderedDict()
+        if preload and max_cached_shards is not None and max_cached_shards < len(self._firsts):
+            raise InputError(f"preload keeps all {len(self._firsts)} shards; max_cached_shards is {max_cached_shards}")
+        self._preload = bool(preload)
+        if index["storage"] != "raw":
+            self.codec()
+        if preload:
+            self.all_symbols()
+
+    def __getstate__(self) -> dict:
+        # pickled for spawned DataLoader workers: they load the codec and decode shards themselves,
+        # unless preloaded (then the symbols travel along)
+        return {**self.__dict__, "_codec": None, "_shards": self._shards if self._preload else OrderedDict()}
 
     def __len__(self) -> int:
         return int(self.index["samples"])
@@ -227,7 +244,8 @@ class LatentDataset(_LatentView, Dataset):
         return self.shard(s)[i - int(self._firsts[s])]
 
     def all_symbols(self) -> np.ndarray:
-        """Every sample's symbols ``[N, K, h, w]`` (stored dtype), for in-memory training."""
+        """Every sample's symbols ``[N, K, h, w]`` (stored dtype), for in-memory training (every shard
+        is read and kept, within ``max_cached_shards``)."""
         return np.concatenate([self.shard(s) for s in range(len(self._firsts))])
 
     def __getitem__(self, i: int):

@@ -23,7 +23,9 @@ Every feature, weight and sum is an integer; sums are evaluated in float64 on in
 enough (checked bounds, < 2**53) that any summation order gives the exact result, so decoding is
 bit-exact on every machine. Tables are ``[BUCKETS, 4Q + 1]`` integer frequencies of 24-bit precision,
 shared by all channels. Encoding is vectorized over channels; decoding runs one small vectorized
-step per pass and channel, and one rANS call per (pass, channel, bucket) group.
+step per pass and channel, and one rANS call per (pass, channel, bucket) group. :func:`decode_many`
+decodes many latents of one shape (a cache shard) with each step vectorized over all of them
+(their positions side by side: the same integer sums), one rANS stream per latent.
 """
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ from .tables import check_tables
 
 __all__ = [
     "BUCKETS", "GRID_LEVELS", "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "MODEL_VERSION", "PRECISION", "SHIFTS",
-    "THRESHOLDS", "GridTables", "Lattices", "Pass", "buckets", "choose_shifts", "code_lengths", "decode", "encode",
+    "THRESHOLDS", "GridTables", "Lattices", "Pass", "buckets", "choose_shifts", "code_lengths", "decode", "decode_many",
+    "encode",
     "laplace_tables", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict",
     "predict_raw", "residuals", "scale", "sigma_features_count", "unshifted_buckets",
 ]
@@ -445,3 +448,100 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
             lat.r[idx] = absr.reshape(C, *view_shape)
         require_empty(coder, "the symbols")
     return lat.q[lat.interior()].astype(np.int32)
+
+
+class _Batch(Lattices):
+    """The lattices of ``S`` latents ``[C, S, *padded]``: a pass's positions are those of every
+    latent, sample-major, so the per-position arithmetic of :func:`decode` applies unchanged."""
+
+    def __init__(self, C: int, S: int, shape: tuple[int, ...], dims: int) -> None:
+        super().__init__(C, shape, dims)
+        self.S = S
+        self.q = np.zeros((C, S, *self.q.shape[1:]), dtype=np.int32)
+        self.r = np.zeros_like(self.q)
+
+    def interior(self) -> tuple[slice, ...]:
+        return (slice(None),) + super().interior()
+
+    def index(self, p: Pass, offset: tuple[int, ...] | None = None) -> tuple[slice, ...]:
+        return (slice(None),) + super().index(p, offset)
+
+    def counts(self, p: Pass) -> tuple[int, ...]:
+        return (self.S,) + super().counts(p)
+
+
+def _decode_batch_groups(coders: list, models: list, b: np.ndarray, S: int) -> np.ndarray:
+    """:func:`_decode_groups` for ``S`` latents at once: ``b [S * n]`` sample-major, each latent's
+    groups (ascending buckets) from its own coder."""
+    n = len(b) // S
+    key = np.repeat(np.arange(S, dtype=np.int64) * BUCKETS, n) + b
+    counts = np.bincount(key, minlength=S * BUCKETS)
+    used = np.flatnonzero(counts)
+    order = np.argsort(key, kind="stable")
+    parts = [coders[s].decode(models[j], c)
+             for s, j, c in zip((used // BUCKETS).tolist(), (used % BUCKETS).tolist(), counts[used].tolist())]
+    out = np.empty(len(b), dtype=np.int32)
+    out[order] = np.concatenate(parts)
+    return out
+
+
+def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: int = MAX_SYMBOLS) -> np.ndarray:
+    """:func:`decode` of every stream in ``datas`` (latents of one ``shape``): int32 ``[S, C, *shape]``,
+    the same symbols, several times faster for many small latents. Raises EntropyCodingError when
+    any stream is bad (decode them one by one to learn which)."""
+    import math
+
+    C, Q = t.check()
+    shape = tuple(int(s) for s in shape)
+    datas = list(datas)
+    S, dims = len(datas), t.dims
+    if len(shape) != dims or min(shape, default=0) < 0 or C * math.prod(shape) > max_symbols:
+        raise EntropyCodingError(f"latent of {C} x {shape} symbols is out of range ({dims}-D, at most {max_symbols})")
+    if S * C * math.prod(shape) > 1 << 28:
+        raise EntropyCodingError(f"{S} latents of {C} x {shape} symbols: too many at once")
+    if S == 0 or C * math.prod(shape) == 0 or Q == 0:
+        return np.stack([decode(d, t, shape, max_symbols=max_symbols) for d in datas]) if S else \
+            np.zeros((0, C, *shape), dtype=np.int32)
+    if any(len(d) % 4 for d in datas):
+        raise EntropyCodingError("rANS data must be a whole number of 4-byte words")
+    near_max, off_max = max_near(dims), max_offsets(dims)
+    with decoding_errors():
+        lat = _Batch(C, S, shape, dims)
+        models = t.models()
+        ans = constriction_module().stream.stack.AnsCoder
+        coders = [ans(np.frombuffer(d, dtype="<u4").astype(np.uint32)) for d in datas]
+        shifts = np.stack([c.decode(_shift_model(), C) for c in coders]).astype(np.int64) + SHIFTS[0]  # [S, C]
+        for i, p in enumerate(passes(dims)):
+            n = int(np.prod(lat.counts(p)))
+            if n == 0:
+                continue
+            idx = lat.index(p)
+            view_shape = lat.q[idx].shape[1:]
+            nb, spread, rr, rsum = pass_features(lat, p)
+            zero = np.zeros((C, n))
+            mu_acc = predict_raw(t.mu[i], nb, zero)
+            sigma_acc = scale(t.sigma[i], spread, rr, rsum, zero, zero, near_max, off_max).astype(np.float64)
+            w_ch = t.mu[i][:, -C:].astype(np.float64)
+            v_q = t.sigma[i][:, -2 * C : -C].astype(np.float64)
+            v_r = t.sigma[i][:, -C:].astype(np.float64)
+            cur = np.empty((C, n))
+            absr = np.empty((C, n))
+            for k in range(C):
+                mu = _clamp((mu_acc[k].astype(np.int64) + 128) >> 8, -Q, Q)
+                b = _clamp(unshifted_buckets(sigma_acc[k].astype(np.int64)) + np.repeat(shifts[:, k], n // S), 0,
+                           BUCKETS - 1)
+                r = _decode_batch_groups(coders, models, b, S).astype(np.int64) - 2 * Q
+                q_k = mu + r
+                if q_k.min() < -Q or q_k.max() > Q:
+                    raise EntropyCodingError("rANS data does not match: a decoded symbol is out of range")
+                cur[k] = q_k
+                absr[k] = np.abs(r)
+                if k + 1 < C:
+                    later = slice(k + 1, C)
+                    mu_acc[later] += w_ch[later, k, None] * cur[k]
+                    sigma_acc[later] += v_q[later, k, None] * np.abs(cur[k]) + v_r[later, k, None] * absr[k]
+            lat.q[idx] = cur.reshape(C, *view_shape)
+            lat.r[idx] = absr.reshape(C, *view_shape)
+        for c in coders:
+            require_empty(c, "the symbols")
+    return np.ascontiguousarray(lat.q[lat.interior()].swapaxes(0, 1)).astype(np.int32)
