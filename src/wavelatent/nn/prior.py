@@ -21,8 +21,10 @@ class LogisticMixturePrior(nn.Module):
     def __init__(self, channels: int, components: int, init_scale: float = 8.0) -> None:
         super().__init__()
         self.logits = nn.Parameter(torch.zeros(channels, components))
-        spread = torch.linspace(-1.0, 1.0, components) if components > 1 else torch.zeros(1)
-        self.means = nn.Parameter(spread.repeat(channels, 1) * init_scale / 2)
+        # computed on the CPU and moved: under a meta-device context (weights loading) the same
+        # arithmetic would run torch's Python meta kernels, whose first use costs seconds of imports
+        spread = torch.linspace(-1.0, 1.0, components, device="cpu") if components > 1 else torch.zeros(1, device="cpu")
+        self.means = nn.Parameter((spread.repeat(channels, 1) * init_scale / 2).to(self.logits.device))
         self.log_scales = nn.Parameter(torch.full((channels, components), math.log(init_scale)))
 
     def _params(self, ndim: int) -> tuple[Tensor, Tensor, Tensor]:
