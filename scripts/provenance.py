@@ -12,47 +12,20 @@ import argparse
 import hashlib
 import json
 import os
-import platform
-import subprocess
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def provenance(command: str, threads: int | None) -> dict:
-    import torch
+    """wavelatent's provenance block (:func:`wavelatent.provenance.provenance`) plus the sha256 of
+    every shipped weights file, the load average taken at the end."""
+    from wavelatent.provenance import provenance as block
 
     weights = sorted((ROOT / "src" / "wavelatent" / "weights").glob("*.safetensors"))
-    return {
-        "command": command,
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty_src": bool(_git("status", "--porcelain", "--", "src")),
-        "machine": {"cpu": _cpu_model(), "arch": platform.machine(), "cpu_count": os.cpu_count(),
-                    "platform": platform.platform(), "load_average_1min_at_end": os.getloadavg()[0]},
-        "threads": threads,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "weights_sha256": {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in weights},
-        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    doc = block(command, threads, weights_sha256={p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in weights})
+    doc["machine"]["load_average_1min_at_end"] = doc["machine"].pop("load_average_1min")
+    return doc
 
 
 def main() -> int:
