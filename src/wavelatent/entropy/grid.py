@@ -390,64 +390,12 @@ def _decode_groups(coder, models: list, b: np.ndarray) -> np.ndarray:
 
 
 def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: int = MAX_SYMBOLS) -> np.ndarray:
-    """Inverse of :func:`encode`: signed int32 symbols ``[C, *shape]``.
+    """Inverse of :func:`encode`: signed int32 symbols ``[C, *shape]`` (:func:`decode_many` of one stream).
 
     Raises EntropyCodingError (and nothing else) for a bad size, data that is not whole words, or a
     stream that does not decode to exactly these symbols with nothing left over.
     """
-    import math
-
-    C, Q = t.check()
-    shape = tuple(int(s) for s in shape)
-    dims = t.dims
-    if len(shape) != dims or min(shape, default=0) < 0 or C * math.prod(shape) > max_symbols:
-        raise EntropyCodingError(f"latent of {C} x {shape} symbols is out of range ({dims}-D, at most {max_symbols})")
-    if len(data) % 4:
-        raise EntropyCodingError(f"rANS data must be a whole number of 4-byte words, got {len(data)} bytes")
-    if C * math.prod(shape) == 0 or Q == 0:
-        if len(data):
-            raise EntropyCodingError(f"expected no rANS data for {C} x {shape} symbols, found {len(data)} bytes")
-        return np.zeros((C, *shape), dtype=np.int32)
-    near_max, off_max = max_near(dims), max_offsets(dims)
-    with decoding_errors():
-        lat = Lattices(C, shape, dims)
-        models = t.models()
-        coder = constriction_module().stream.stack.AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        shifts = coder.decode(_shift_model(), C).astype(np.int64) + SHIFTS[0]
-        for i, p in enumerate(passes(dims)):
-            n = int(np.prod(lat.counts(p)))
-            if n == 0:
-                continue
-            idx = lat.index(p)
-            view_shape = lat.q[idx].shape[1:]
-            nb, spread, rr, rsum = pass_features(lat, p)
-            # the neighbour parts of every channel's prediction and scale at once; the parts from the
-            # channels of this pass are added as each is decoded (exact integer sums: same result)
-            zero = np.zeros((C, n))
-            mu_acc = predict_raw(t.mu[i], nb, zero)
-            sigma_acc = scale(t.sigma[i], spread, rr, rsum, zero, zero, near_max, off_max).astype(np.float64)
-            w_ch = t.mu[i][:, -C:].astype(np.float64)
-            v_q = t.sigma[i][:, -2 * C : -C].astype(np.float64)
-            v_r = t.sigma[i][:, -C:].astype(np.float64)
-            cur = np.empty((C, n))
-            absr = np.empty((C, n))
-            for k in range(C):
-                mu = _clamp((mu_acc[k].astype(np.int64) + 128) >> 8, -Q, Q)
-                b = buckets(sigma_acc[k].astype(np.int64), shifts[k])
-                r = _decode_groups(coder, models, b).astype(np.int64) - 2 * Q
-                q_k = mu + r
-                if q_k.min() < -Q or q_k.max() > Q:
-                    raise EntropyCodingError("rANS data does not match: a decoded symbol is out of range")
-                cur[k] = q_k
-                absr[k] = np.abs(r)
-                if k + 1 < C:
-                    later = slice(k + 1, C)
-                    mu_acc[later] += w_ch[later, k, None] * cur[k]
-                    sigma_acc[later] += v_q[later, k, None] * np.abs(cur[k]) + v_r[later, k, None] * absr[k]
-            lat.q[idx] = cur.reshape(C, *view_shape)
-            lat.r[idx] = absr.reshape(C, *view_shape)
-        require_empty(coder, "the symbols")
-    return lat.q[lat.interior()].astype(np.int32)
+    return decode_many([data], t, shape, max_symbols=max_symbols)[0]
 
 
 class _Batch(Lattices):
@@ -473,6 +421,8 @@ class _Batch(Lattices):
 def _decode_batch_groups(coders: list, models: list, b: np.ndarray, S: int) -> np.ndarray:
     """:func:`_decode_groups` for ``S`` latents at once: ``b [S * n]`` sample-major, each latent's
     groups (ascending buckets) from its own coder."""
+    if S == 1:
+        return _decode_groups(coders[0], models, b)
     n = len(b) // S
     key = np.repeat(np.arange(S, dtype=np.int64) * BUCKETS, n) + b
     counts = np.bincount(key, minlength=S * BUCKETS)
@@ -486,8 +436,9 @@ def _decode_batch_groups(coders: list, models: list, b: np.ndarray, S: int) -> n
 
 
 def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: int = MAX_SYMBOLS) -> np.ndarray:
-    """:func:`decode` of every stream in ``datas`` (latents of one ``shape``): int32 ``[S, C, *shape]``,
-    the same symbols, several times faster for many small latents. Raises EntropyCodingError when
+    """Decode every stream in ``datas`` (latents of one ``shape``): int32 ``[S, C, *shape]``, the
+    symbols :func:`encode` coded, each latent from its own rANS stream; batched over the latents, so
+    many small latents decode several times faster than one by one. Raises EntropyCodingError when
     any stream is bad (decode them one by one to learn which)."""
     import math
 
@@ -499,11 +450,12 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         raise EntropyCodingError(f"latent of {C} x {shape} symbols is out of range ({dims}-D, at most {max_symbols})")
     if S * C * math.prod(shape) > 1 << 28:
         raise EntropyCodingError(f"{S} latents of {C} x {shape} symbols: too many at once")
-    if S == 0 or C * math.prod(shape) == 0 or Q == 0:
-        return np.stack([decode(d, t, shape, max_symbols=max_symbols) for d in datas]) if S else \
-            np.zeros((0, C, *shape), dtype=np.int32)
     if any(len(d) % 4 for d in datas):
-        raise EntropyCodingError("rANS data must be a whole number of 4-byte words")
+        raise EntropyCodingError(f"rANS data must be a whole number of 4-byte words, got {[len(d) for d in datas][:4]} bytes")
+    if S == 0 or C * math.prod(shape) == 0 or Q == 0:
+        if any(len(d) for d in datas):
+            raise EntropyCodingError(f"expected no rANS data for {C} x {shape} symbols, found some")
+        return np.zeros((S, C, *shape), dtype=np.int32)
     near_max, off_max = max_near(dims), max_offsets(dims)
     with decoding_errors():
         lat = _Batch(C, S, shape, dims)
