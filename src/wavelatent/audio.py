@@ -376,7 +376,9 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None, noise_fill: b
     G, K, T, P = len(lay.groups), cfg.latent_channels, lay.chunk, lay.positions
     M = P - 2 * E
     coder = LatentCoder(model, lay.quality, entropy=lay.entropy)
-    step = T if chunk_frames is None else _chunk_positions(chunk_frames, s, G)
+    # decode in steps of the default chunk (or chunk_frames), whatever the file's entropy chunks are: a
+    # file cut into 1-position chunks must not make the decoder run once per position
+    step = _chunk_positions(chunk_frames, s, G)
     latent = lay.streams["latent"]
     seed = noise_seed(lay.header)
     cache: dict[int, torch.Tensor] = {}
