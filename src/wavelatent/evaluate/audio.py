@@ -559,7 +559,7 @@ def _plot_spectrogram(path: Path, excerpt, codecs, curves) -> Path:
         ax.set_ylabel("Hz")
     axes[-1].set_xlabel(f"seconds ({name})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
 
