@@ -45,6 +45,7 @@ TARGET_KBPS = (32.0, 64.0, 96.0, 128.0)
 OPUS_TARGET_KBPS = (16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0)
 TARGET_TOLERANCE = 0.25  # a target is met when the achieved kbps lie within 25 % of it
 PROBE_SECONDS = 8.0  # the level search codes this much of each excerpt
+MAX_SPECTROGRAMS = 5  # spectrograms of the first files
 CSV_COLUMNS = ("file", "codec", "param", "level", "seconds", "rate", "channels", "bytes", "kbps", "snr", "lsd", "pesq",
                "stoi", "encode_s", "decode_s")
 
@@ -449,7 +450,7 @@ def _write(out_dir: Path, rows, curves, matched, excerpts, codecs) -> dict[str, 
             w.writerow({k: r.get(k, "") for k in CSV_COLUMNS})
     try:
         files["rd"] = _plot_rd(out_dir / "rd.png", curves)
-        for i, excerpt in enumerate(excerpts):  # spectrogram.png: the first file; spectrogram-2.png ...: the others
+        for i, excerpt in enumerate(excerpts[:MAX_SPECTROGRAMS]):  # spectrogram.png: the first file; -2.png ...
             key = "spectrogram" if i == 0 else f"spectrogram-{i + 1}"
             files[key] = _plot_spectrogram(out_dir / f"{key}.png", excerpt, codecs, curves)
     except ImportError:  # matplotlib is optional
@@ -488,7 +489,7 @@ def _write(out_dir: Path, rows, curves, matched, excerpts, codecs) -> dict[str, 
         lines.append(f"\n## SNR vs kbps\n\n![SNR vs kbps]({files['rd'].name})")
     spectrograms = [k for k in files if k.startswith("spectrogram")]
     if spectrograms:
-        lines.append("\n## Spectrograms\n\nFirst channel, first 10 s of each excerpt: the original, each wavelatent "
+        lines.append("\n## Spectrograms\n\nFirst channel, first 10 s of the first excerpts: the original, each wavelatent "
                      "codec at its default quality, Opus at the target nearest the first one's kbps.\n")
         lines += [f"![{k}]({files[k].name})" for k in spectrograms]
     files["md"].write_text("\n".join(lines) + "\n")
