@@ -125,7 +125,7 @@ def audio_rows(quick: bool) -> list[dict]:
             a = compress_audio(x, 44100 if cfg.channels == 2 else 8000, codec)
             b = compress_audio(x, 44100 if cfg.channels == 2 else 8000, codec, entropy=legacy_model(codec))
             ours, prev = ours + len(a), prev + len(b)
-            y = decompress_audio(a, codec)[0]
+            y = decompress_audio(a, codec, noise_fill=False)[0]
             err += float(((y - x) ** 2).sum())
             sig += float((x**2).sum())
         rows.append({"preset": preset, "quality": cfg.default_quality, "files": len(files),

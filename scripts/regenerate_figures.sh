@@ -10,9 +10,10 @@
 #   pinned   results/{image/kodak,audio}/pinned.json  per-file RD of every shipped preset (the tests check it)
 #   kodak    results/image/kodak/                   Presets table: all 24 Kodak images vs JPEG/WebP (~3 min)
 #   bench    results/bench/kodak.json               Evaluation and benchmarks: the bench table
-#   audio    results/audio/music/                   Audio: the held-out music table (~5 min)
+#   audio    results/audio/music/                   Audio: the held-out music table (~15 min)
 #   loader   results/learn/loader-*.json            Latent caches: the DataLoader samples/s
 #   speech   results/audio/speech/                  Audio: the speech line (60 FSDD test clips, PESQ)
+#   geometry results/audio/geometry.json            Audio: the packet geometry study (ideal linear ceilings, ~10 min)
 #   entropy  results/entropy/benchmark.json         Entropy model: files vs the WebP mosaic and the previous model, speed
 # Measure on a quiet machine: speeds scale with whatever else runs (each file records the load average).
 set -euo pipefail
@@ -48,12 +49,18 @@ for step in "${steps[@]}"; do
       for f in 147793__setuniman__sweet-waltz-0i-22mi.hq.ogg Kevin_MacLeod_-_Vibe_Ace.hq.ogg admiralbob77_-_Choice_-_Drum-bass.hq.ogg; do
         ln -s "$(cd "$DATA/audio/music" && pwd)/$f" "$WORK/held-out/$f"
       done
+      # and two produced songs of music-cc (never trained on)
+      for f in unwrittenstories_its_simple.mp3 maddirtmonkey_electronic_happy_song.mp3; do
+        ln -s "$(cd "$DATA/audio/music-cc" && pwd)/$f" "$WORK/held-out/$f"
+      done
       cmd="wavelatent --threads 1 evaluate-audio HELD_OUT -o results/audio/music --presets audio-stereo-5x,audio-stereo-20x --max-seconds 30"
       wl --threads 1 evaluate-audio "$WORK/held-out" -o results/audio/music --presets audio-stereo-5x,audio-stereo-20x \
           --max-seconds 30 --no-progress --force
       python scripts/provenance.py results/audio/music/results.json --command "$cmd" --threads 1 ;;
     entropy)
       python benchmarks/entropy_coding.py ;;
+    geometry)
+      python scripts/packet_geometry.py ;;
     speech)
       # the first 60 recordings of the FSDD test split (recordings 0-4 of each speaker and digit), sorted
       mkdir -p "$WORK/speech"

@@ -12,7 +12,7 @@ from wavelatent.demo import AUDIO_SAMPLE, IMAGE_SAMPLE, outputs, run_demo, sampl
 # measured with the shipped weights (image-rgb-16x v2 q2, audio-stereo-5x q4); the pixels and samples
 # depend on the decoders only, the bytes on the entropy model too (hence the looser bounds)
 IMAGE_PSNR = 28.75
-AUDIO_SNR = 15.97
+AUDIO_SNR = 15.32  # of the listening output (noise filled, decompress_audio's default)
 
 
 def test_samples_ship_with_the_package():

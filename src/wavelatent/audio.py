@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Iterator
 
@@ -357,16 +358,29 @@ def _layout(data: bytes, codec, limits: container.Limits) -> _Layout:
                    geo.margin, T, P, offsets, entropy)
 
 
-def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decoded float32 blocks ``[n, channels]`` at the original rate, ``lay.frames`` in total."""
+def noise_seed(header: dict) -> int:
+    """The 32-bit noise-filling seed of an audio file: a CRC-32 of header fields every audio file
+    holds (weights hash, quality, frames, rate, channels), so it never depends on the chunking and
+    files written before noise filling get one too."""
+    key = ":".join(str(header.get(k)) for k in ("weights_sha256", "quality", "frames", "sample_rate", "channels"))
+    return zlib.crc32(key.encode())
+
+
+def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None, noise_fill: bool = True) -> Iterator[np.ndarray]:
+    """Decoded float32 blocks ``[n, channels]`` at the original rate, ``lay.frames`` in total.
+    ``noise_fill``: latents that quantized to zero decode as noise (:mod:`wavelatent.noise_fill`), keyed by
+    channel group, latent channel and position in the file."""
     model, cfg = lay.codec, lay.codec.config
     geo = geometry(model)
     s, E, Hs, R = geo.block, geo.margin, geo.synthesis, geo.decoder
     G, K, T, P = len(lay.groups), cfg.latent_channels, lay.chunk, lay.positions
     M = P - 2 * E
     coder = LatentCoder(model, lay.quality, entropy=lay.entropy)
-    step = T if chunk_frames is None else _chunk_positions(chunk_frames, s, G)
+    # decode in steps of the default chunk (or chunk_frames), whatever the file's entropy chunks are: a
+    # file cut into 1-position chunks must not make the decoder run once per position
+    step = _chunk_positions(chunk_frames, s, G)
     latent = lay.streams["latent"]
+    seed = noise_seed(lay.header)
     cache: dict[int, torch.Tensor] = {}
     device = next(model.parameters()).device
 
@@ -396,7 +410,11 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None) -> Iterator[n
             l0, l1 = max(c0 - R, -E), min(c1 + R, M + E)
             q = latents(l0 + E, l1 + E).contiguous().to(device)
             with torch.inference_mode():
-                coeffs = model.decoder(model.dequantize(q, lay.quality))[..., c0 - l0 : c1 - l0]
+                if noise_fill:
+                    y_hat = model.dequantize_filled(q, lay.quality, seed=seed, start=l0 + E)
+                else:
+                    y_hat = model.dequantize(q, lay.quality)
+                coeffs = model.decoder(y_hat)[..., c0 - l0 : c1 - l0]
                 x = model.synthesis(coeffs)[..., Hs * s : (Hs + p1 - p0) * s] + model.signal_offset
             x = x.reshape(G * cfg.channels, -1).T.cpu().numpy()[:left, pick]
             left -= len(x)
@@ -422,6 +440,7 @@ def decompress_audio(
     chunk_frames: int | None = None,
     max_samples: int = DEFAULT_MAX_SAMPLES,
     limits: container.Limits = container.DEFAULT_LIMITS,
+    noise_fill: bool = True,
 ) -> tuple[np.ndarray, int]:
     """.wlt bytes -> (float32 samples ``[frames, channels]``, sample rate), as they went in.
 
@@ -429,12 +448,14 @@ def decompress_audio(
     hash must match). Samples are not clipped (float sources may exceed full scale).
     ``max_samples``: the most frames x channels the header may claim (a tiny file can honestly
     describe hours of silence); :func:`decompress_audio_file` streams and needs no such bound.
+    ``noise_fill``: fill latents that quantized to zero with deterministic noise (for listening: no
+    spectral holes); False gives the MSE decoder's output (for measuring SNR, learning).
     """
     lay = _layout(data, codec, limits)
     if lay.frames * lay.channels > max_samples:
         raise LimitError(f"audio of {lay.frames} frames x {lay.channels} channels exceeds the limit of "
                          f"{max_samples} samples")
-    return np.concatenate(list(_decoded_blocks(lay, chunk_frames)), axis=0), lay.rate
+    return np.concatenate(list(_decoded_blocks(lay, chunk_frames, noise_fill)), axis=0), lay.rate
 
 
 def decompress_audio_file(
@@ -446,19 +467,21 @@ def decompress_audio_file(
     subtype: str | None = None,
     reference: str | os.PathLike | None = None,
     limits: container.Limits = container.DEFAULT_LIMITS,
+    noise_fill: bool = True,
 ) -> dict[str, Any]:
     """Decode .wlt bytes to a WAV/FLAC file (or WAV on stdout for ``-``) block by block.
 
     The sample format follows the source's (int16 stays int16, int24 stays int24, float stays
     float in WAV; lossy sources become int16) unless ``subtype`` says otherwise. Returns the
     header, plus ``snr`` (dB) of the decoded samples against the ``reference`` audio file if given.
+    ``noise_fill`` as for :func:`decompress_audio`.
     """
     lay = _layout(data, codec, limits)
     ref = _Reference(reference, lay) if reference is not None else None
     try:
         with AudioWriter(path, lay.rate, lay.channels, lay.frames, subtype=subtype,
                          source_subtype=lay.header["subtype"], force=force) as out:
-            for block in _decoded_blocks(lay):
+            for block in _decoded_blocks(lay, noise_fill=noise_fill):
                 out.write(block)
                 if ref is not None:
                     ref.add(block)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import noise_fill
 from .config import CodecConfig
 from .entropy import grid
 from .entropy.context import CONTEXTS, LEVELS, THRESHOLDS, ContextTables
@@ -182,6 +183,24 @@ class WaveletCodec(nn.Module):
     def dequantize(self, q: Tensor, quality: int | None = None) -> Tensor:
         """Integer symbols -> ``y_hat`` (float32)."""
         return self.quantizer.dequantize(q, self.config.step(quality))
+
+    def noise_std(self, quality: int | None = None) -> np.ndarray:
+        """Noise-filling std per latent channel ``[K]`` (float64) of a quality, from its integer table
+        (:func:`wavelatent.noise_fill.zero_bin_std`)."""
+        quality = self.config.check_quality(quality)
+        return noise_fill.zero_bin_std(self.tables(quality), self.config.step(quality))
+
+    def dequantize_filled(self, q: Tensor, quality: int | None = None, *, seed: int, start: int = 0) -> Tensor:
+        """Symbols ``q [B, K, n]`` -> ``y_hat`` (float32) with the zeros replaced by deterministic noise
+        (:mod:`wavelatent.noise_fill`): row ``b * K + k``, positions ``start .. start + n - 1``."""
+        if q.dim() != 3:
+            raise InputError(f"noise filling takes 1-D latents [B, K, n], got {tuple(q.shape)}")
+        y_hat = self.dequantize(q, quality)
+        B, K, n = q.shape
+        std = torch.from_numpy(self.noise_std(quality)).view(1, K, 1)
+        u = torch.from_numpy(noise_fill.uniform(seed, B * K, start, n)).view(B, K, n)
+        noise = (u * (math.sqrt(12.0) * std)).to(y_hat.dtype).to(y_hat.device)
+        return torch.where(q == 0, noise, y_hat)
 
     def decode(
         self,

@@ -62,9 +62,11 @@ def compress_file(
 
 
 def decompress_file(
-    src: str | os.PathLike, dst: str | os.PathLike, *, weights=None, force: bool = False, reference=None
+    src: str | os.PathLike, dst: str | os.PathLike, *, weights=None, force: bool = False, reference=None,
+    noise_fill: bool = True,
 ) -> FileResult:
-    """.wlt file (or ``-``) -> PNG (or other lossless image) file (or ``-``); audio files -> WAV/FLAC."""
+    """.wlt file (or ``-``) -> PNG (or other lossless image) file (or ``-``); audio files -> WAV/FLAC
+    (``noise_fill``: see :func:`wavelatent.audio.decompress_audio`; images ignore it)."""
     from .api import decompress, read_info
     from .io import read_input_bytes
     from .io.arrays import read_any, save_any
@@ -77,7 +79,8 @@ def decompress_file(
     header = container.read_header(data)
     check_decoded_suffix(dst, header)
     if header.get("modality") == "audio":
-        return _decompress_audio_file(src, dst, data, weights=weights, force=force, reference=reference)
+        return _decompress_audio_file(src, dst, data, weights=weights, force=force, reference=reference,
+                                      noise_fill=noise_fill)
     t0 = time.perf_counter()
     out = decompress(data, weights)
     seconds = time.perf_counter() - t0
@@ -121,13 +124,13 @@ def check_decoded_suffix(dst, header: dict) -> None:
         raise OutputError(f"{dst}: this file decodes to {what}, written as {names}; not {suffix or 'no suffix'!r}")
 
 
-def _decompress_audio_file(src, dst, data: bytes, *, weights, force: bool, reference) -> FileResult:
+def _decompress_audio_file(src, dst, data: bytes, *, weights, force: bool, reference, noise_fill: bool = True) -> FileResult:
     """.wlt audio -> WAV/FLAC (by suffix; ``-`` = WAV on stdout), written block by block."""
     from .api import read_info
     from .audio import decompress_audio_file
 
     t0 = time.perf_counter()
-    result = decompress_audio_file(data, dst, weights, force=force, reference=reference)
+    result = decompress_audio_file(data, dst, weights, force=force, reference=reference, noise_fill=noise_fill)
     info = read_info(data)
     info["seconds"] = time.perf_counter() - t0
     if "snr" in result:

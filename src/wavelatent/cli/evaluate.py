@@ -82,7 +82,8 @@ def add_parsers(sub) -> dict[str, Callable]:
     a = sub.add_parser("evaluate-audio", help="audio presets vs FLAC/Opus/Vorbis/MP3", formatter_class=fmt,
                        epilog=AUDIO_EPILOG, description=(
         "Code the middle --max-seconds of every audio file of a folder with every quality of wavelatent audio "
-        "presets/weights and with soundfile's FLAC, Opus, Vorbis and MP3 over their compression levels; report "
+        "presets/weights (MSE output and with noise filling) and with soundfile's FLAC, Opus, Vorbis and MP3 at target "
+        "bitrates; report "
         "kbps from real bytes, SNR, log-spectral distance, PESQ/STOI for speech (if installed), encode/decode "
         "speed as ratios to Opus in the same run, the SNR gap at matched kbps, RD and spectrogram plots."))
     a.add_argument("folder", help="folder of audio files (recursive) or one file")
@@ -91,6 +92,10 @@ def add_parsers(sub) -> dict[str, Callable]:
                    help="comma-separated audio presets with shipped weights, or none")
     a.add_argument("-w", "--weights", action="append", default=[], help="a .safetensors weights file (repeatable)")
     a.add_argument("--baselines", default="flac,opus,vorbis,mp3", help="comma-separated: flac,opus,vorbis,mp3 or none")
+    a.add_argument("--baseline-levels", dest="targets", action="store_false",
+                   help="sweep the baselines' compression levels instead of target bitrates (32-128 kbps; Opus from 16)")
+    a.add_argument("--noise-fill", choices=("both", "on", "off"), default="both",
+                   help="wavelatent decoder output(s) to measure: with noise filling (+nf), the MSE output, or both")
     a.add_argument("--max-seconds", type=float, default=30.0, help="code at most this much from the middle of each file")
     a.add_argument("--limit", type=int, help="only the first N files")
     a.add_argument("-f", "--force", action="store_true", help="overwrite a report already in OUT")
@@ -108,9 +113,10 @@ def cmd_evaluate_audio(a) -> int:
     from ..evaluate.audio import WavelatentAudioCodec, evaluate_audio, make_baselines
 
     _check_folder(a.folder)
-    codecs = [WavelatentAudioCodec(p) for p in (_csv(a.presets) or [])]
-    codecs += [WavelatentAudioCodec(w, name=f"wavelatent-{Path(w).stem}") for w in a.weights]
-    codecs += make_baselines(_csv(a.baselines))
+    fills = {"both": (False, True), "on": (True,), "off": (False,)}[a.noise_fill]
+    codecs = [WavelatentAudioCodec(p, noise_fill=nf) for p in (_csv(a.presets) or []) for nf in fills]
+    codecs += [WavelatentAudioCodec(w, name=f"wavelatent-{Path(w).stem}", noise_fill=nf) for w in a.weights for nf in fills]
+    codecs += make_baselines(_csv(a.baselines), targets=a.targets)
     import torch
 
     result = evaluate_audio(a.folder, a.out, codecs, max_seconds=a.max_seconds, limit=a.limit,

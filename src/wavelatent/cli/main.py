@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-w", "--weights", help="weights file the .wlt was written with (default: its preset)")
     d.add_argument("-r", "--reference", help="original image (or audio): print the PSNR (SNR) of the result against it")
     d.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    d.add_argument("--no-noise-fill", dest="noise_fill", action="store_false",
+                   help="audio: decode latents that quantized to zero as zero (the MSE output, for measuring SNR) "
+                        "instead of filling them with noise (the default, for listening: no spectral holes)")
     d.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
     i = sub.add_parser("info", help="show a .wlt header or a preset's config", description=(
@@ -219,11 +222,13 @@ def cmd_decompress(a) -> int:
             raise _usage("--reference applies to a single file")
         pairs = tree_pairs(Path(a.input), Path(a.output), lambda p: p.suffix == WLT_SUFFIX, ".png")
         pairs = ((s, d.with_suffix(_decoded_suffix(s))) for s, d in pairs)  # audio -> .wav
-        results = run_tree(pairs, lambda s, d: decompress_file(s, d, weights=a.weights, force=a.force),
+        results = run_tree(pairs, lambda s, d: decompress_file(s, d, weights=a.weights, force=a.force,
+                                                           noise_fill=a.noise_fill),
                            force=a.force, progress=not a.quiet)
         return _finish_batch(results, a.quiet)
     out = a.output or _default_output(a.input, _decoded_suffix(a.input))
-    _report(decompress_file(a.input, out, weights=a.weights, force=a.force, reference=a.reference), a.quiet)
+    _report(decompress_file(a.input, out, weights=a.weights, force=a.force, reference=a.reference,
+                            noise_fill=a.noise_fill), a.quiet)
     return 0
 
 

@@ -2,10 +2,17 @@
 soundfile / libsndfile), measured in the same run on the same excerpts.
 
 Per file, codec and rate point: kbps from the bytes each codec returns, SNR (dB, all channels),
-log-spectral distance (dB), PESQ and STOI for speech at 8/16 kHz when ``pesq`` / ``pystoi`` are
+log-spectral distance (dB, :func:`log_spectral_distance`), PESQ and STOI for speech at 8/16 kHz when ``pesq`` / ``pystoi`` are
 installed, and encode/decode speed in source frames per second (the codec call only: reading the
 file and, for Opus, resampling to 48 kHz are outside the timing). Speeds are reported as ratios
 to Opus measured in the same run, since absolute numbers depend on the machine.
+
+Baselines are coded at target bitrates (:data:`TARGET_KBPS`; Opus also lower, to meet our low
+rates): libsndfile takes a ``compression_level``, not a bitrate, so the level that lands nearest
+the target is found by bisection on the middle 8 s of the excerpt (outside the timing) and the achieved kbps are
+reported; a target a codec cannot reach within 25 % (Vorbis below ~70 kbps) is skipped and logged.
+Wavelatent presets are measured at every quality twice: the MSE decoder's output (``noise_fill=False``)
+and the listening output with noise filling (``+nf``).
 
 Outputs in OUT: ``results.json`` (one document per codec: ``{"name", "description", "results":
 {"kbps", "snr", "lsd", "pesq", "stoi", "encode_fps", "decode_fps"}}``, means over files per point),
@@ -34,7 +41,12 @@ OPUS_LEVELS = (1.0, 0.99, 0.98, 0.97, 0.96, 0.94, 0.92, 0.9, 0.87, 0.83, 0.78, 0
 VORBIS_LEVELS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 MP3_LEVELS = (0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5)
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-CSV_COLUMNS = ("file", "codec", "param", "seconds", "rate", "channels", "bytes", "kbps", "snr", "lsd", "pesq",
+TARGET_KBPS = (32.0, 64.0, 96.0, 128.0)
+OPUS_TARGET_KBPS = (16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0)
+TARGET_TOLERANCE = 0.25  # a target is met when the achieved kbps lie within 25 % of it
+PROBE_SECONDS = 8.0  # the level search codes this much of each excerpt
+MAX_SPECTROGRAMS = 5  # spectrograms of the first files
+CSV_COLUMNS = ("file", "codec", "param", "level", "seconds", "rate", "channels", "bytes", "kbps", "snr", "lsd", "pesq",
                "stoi", "encode_s", "decode_s")
 
 
@@ -51,10 +63,18 @@ def snr(ref: np.ndarray, x: np.ndarray) -> float:
 
 
 def log_spectral_distance(ref: np.ndarray, x: np.ndarray, rate: int, *, floor_db: float = -100.0) -> float:
-    """Mean over frames and channels of the RMS (over frequency) difference of log power spectra, in dB.
+    """Log-spectral distance (dB) of ``x`` against ``ref``, both ``[frames, channels]`` at ``rate``.
 
-    Hann windows of ~46 ms (2048 at 44.1 kHz, scaled with the rate), hop 1/4; powers floored at
-    ``floor_db`` below full scale so that digital silence does not dominate.
+    For each channel: the STFT with a Hann window ``w`` (``numpy.hanning``) of
+    ``N = 2**round(log2(0.046 rate))`` samples (2048 at 44.1 and 48 kHz, 512 at 8 kHz), hop ``N / 4``,
+    frames starting at ``0, N/4, ...`` while they fit (signals shorter than ``N`` are zero-padded to
+    one frame), gives for frame ``t`` and each of the ``N/2 + 1`` bins ``f`` the power
+    ``P(t, f) = max(|sum_n w[n] x[t N/4 + n] exp(-2 pi i f n / N)|^2 / sum_n w[n]^2, eps)``, floored at
+    ``eps = 10^(floor_db / 10)`` (1e-10: white noise at -100 dBFS, about 16-bit quantization noise,
+    per bin) so that digital silence does not dominate. Then
+    ``LSD_channel = mean_t sqrt(mean_f (10 log10(P_ref(t, f) / P_x(t, f)))^2)``; the result is the mean
+    over channels. 0 for identical signals; large where ``x`` has holes (bands decoded as silence)
+    or adds energy where ``ref`` has none.
     """
     n_fft = 1 << max(6, round(math.log2(rate * 0.046)))
     hop = n_fft // 4
@@ -128,9 +148,40 @@ class SoundfileCodec:
     options: dict = field(default_factory=dict)
     description: str = ""
     kind: str = "baseline"
+    targets: tuple[float, ...] = ()  # target kbps: the points, instead of ``levels``
+    max_level: float = 1.0  # the highest compression_level libsndfile accepts for this format
 
     def points(self) -> list:
-        return list(self.levels)
+        return list(self.targets) if self.targets else list(self.levels)
+
+    def level_for(self, x: np.ndarray, rate: int, param: Any) -> Any:
+        """The ``compression_level`` to code ``x [frames, channels]`` at: ``param`` itself, or for a
+        target kbps the level nearest it (bisection, kbps fall as the level rises). Raises InputError
+        when the nearest level misses the target by more than :data:`TARGET_TOLERANCE`."""
+        if not self.targets or param is None:
+            return param
+        n = min(len(x), int(PROBE_SECONDS * rate))  # the search codes the middle PROBE_SECONDS
+        x = x[(len(x) - n) // 2 : (len(x) - n) // 2 + n]
+        target, seconds = float(param), n / rate
+        tried: dict[float, float] = {}
+
+        def kbps(level: float) -> float:
+            if level not in tried:
+                tried[level] = 8 * len(self.compress(x, rate, level)) / seconds / 1000
+            return tried[level]
+
+        lo, hi = 0.0, self.max_level
+        if kbps(hi) < target < kbps(lo):
+            for _ in range(9):
+                mid = round((lo + hi) / 2, 4)
+                if kbps(mid) > target:
+                    lo = mid
+                else:
+                    hi = mid
+        best = min(tried, key=lambda lv: abs(math.log(tried[lv] / target)))
+        if abs(tried[best] / target - 1) > TARGET_TOLERANCE:
+            raise InputError(f"{self.name} cannot reach {target:g} kbps here (nearest {tried[best]:.1f} kbps)")
+        return best
 
     def coding_rate(self, rate: int) -> int:
         if not self.native_rates or rate in self.native_rates:
@@ -155,11 +206,12 @@ class SoundfileCodec:
 
 
 class WavelatentAudioCodec:
-    """``compress_audio`` / ``decompress_audio`` at every quality of one audio preset or weights file."""
+    """``compress_audio`` / ``decompress_audio`` at every quality of one audio preset or weights file;
+    ``noise_fill`` chooses the decoder's output (the name gets ``+nf`` when filled)."""
 
     kind = "wavelatent"
 
-    def __init__(self, source: Any, *, name: str | None = None) -> None:
+    def __init__(self, source: Any, *, name: str | None = None, noise_fill: bool = False) -> None:
         from ..models import load_codec
         from ..weights import weights_sha256
 
@@ -167,16 +219,21 @@ class WavelatentAudioCodec:
         cfg = self.codec.config
         if cfg.modality != "audio":
             raise InputError(f"{cfg.name} codes {cfg.modality}, not audio")
-        self.name = name or f"wavelatent-{cfg.name}"
+        self.noise_fill = noise_fill
+        self.name = (name or f"wavelatent-{cfg.name}") + ("+nf" if noise_fill else "")
         self.preset = cfg.name
         self.default_point = cfg.default_quality
-        self.description = (f"wavelatent {cfg.name}: {cfg.description} weights sha256 {weights_sha256(self.codec)[:12]}")
+        self.description = (f"wavelatent {cfg.name}: {cfg.description} weights sha256 {weights_sha256(self.codec)[:12]}; "
+                            + ("noise filling on (the listening output)" if noise_fill else "MSE output (no noise filling)"))
 
     def points(self) -> list:
         return list(range(1, self.codec.config.qualities + 1))
 
     def coding_rate(self, rate: int) -> int:
         return rate  # resampling, if any, is part of the codec
+
+    def level_for(self, x: np.ndarray, rate: int, param: Any) -> Any:
+        return param
 
     def compress(self, x: np.ndarray, rate: int, param: Any) -> bytes:
         from ..audio import compress_audio
@@ -186,11 +243,13 @@ class WavelatentAudioCodec:
     def decompress(self, data: bytes) -> tuple[np.ndarray, int]:
         from ..audio import decompress_audio
 
-        return decompress_audio(data, self.codec)
+        return decompress_audio(data, self.codec, noise_fill=self.noise_fill)
 
 
-def make_baselines(names: list[str] | None = None) -> list[SoundfileCodec]:
-    """FLAC (lossless, one point), Opus, Vorbis and MP3 through soundfile; unavailable ones raise."""
+def make_baselines(names: list[str] | None = None, *, targets: bool = True) -> list[SoundfileCodec]:
+    """FLAC (lossless, one point), Opus, Vorbis and MP3 through soundfile; unavailable ones raise.
+    ``targets``: lossy codecs at target bitrates (:data:`TARGET_KBPS`, Opus :data:`OPUS_TARGET_KBPS`),
+    else over their compression-level grids."""
     import soundfile as sf
 
     names = list(BASELINES) if names is None else names
@@ -201,12 +260,15 @@ def make_baselines(names: list[str] | None = None) -> list[SoundfileCodec]:
             out.append(SoundfileCodec("flac", "FLAC", "PCM_16", (None,), description=f"FLAC 16-bit, lossless size; {lib}"))
         elif n == "opus":
             out.append(SoundfileCodec("opus", "OGG", "OPUS", OPUS_LEVELS, OPUS_RATES,
-                                      description=f"Ogg Opus (libopus defaults), at 48 kHz for 44.1 kHz sources; {lib}"))
+                                      description=f"Ogg Opus (libopus defaults, VBR), at 48 kHz for 44.1 kHz sources; {lib}",
+                                      targets=OPUS_TARGET_KBPS if targets else ()))
         elif n == "vorbis":
-            out.append(SoundfileCodec("vorbis", "OGG", "VORBIS", VORBIS_LEVELS, description=f"Ogg Vorbis; {lib}"))
+            out.append(SoundfileCodec("vorbis", "OGG", "VORBIS", VORBIS_LEVELS, description=f"Ogg Vorbis (VBR); {lib}",
+                                      targets=TARGET_KBPS if targets else ()))
         elif n == "mp3":
             out.append(SoundfileCodec("mp3", "MP3", "MPEG_LAYER_III", MP3_LEVELS, options={"bitrate_mode": "CONSTANT"},
-                                      description=f"MP3 (LAME), constant bitrate; {lib}"))
+                                      description=f"MP3 (LAME), constant bitrate; {lib}",
+                                      targets=TARGET_KBPS if targets else (), max_level=0.99))
         else:
             raise InputError(f"unknown audio baseline {n!r}; known: {', '.join(BASELINES)}")
     return out
@@ -246,8 +308,9 @@ def _measure(codec, x: np.ndarray, rate: int, param: Any, speech: bool) -> dict[
 
     coding_rate = codec.coding_rate(rate)
     sig = resample(x, rate, coding_rate) if coding_rate != rate else x
+    level = codec.level_for(sig, coding_rate, param)  # a target kbps -> the level that meets it (untimed)
     t0 = time.perf_counter()
-    data = codec.compress(sig, coding_rate, param)
+    data = codec.compress(sig, coding_rate, level)
     t1 = time.perf_counter()
     y, r = codec.decompress(data)
     t2 = time.perf_counter()
@@ -257,7 +320,7 @@ def _measure(codec, x: np.ndarray, rate: int, param: Any, speech: bool) -> dict[
     if coding_rate != rate:
         y = resample(y, coding_rate, rate)[: len(x)]
     seconds = len(x) / rate
-    row = {"param": param, "seconds": seconds, "rate": rate, "channels": x.shape[1], "bytes": len(data),
+    row = {"param": param, "level": level, "seconds": seconds, "rate": rate, "channels": x.shape[1], "bytes": len(data),
            "kbps": 8 * len(data) / seconds / 1000, "snr": snr(x, y), "lsd": log_spectral_distance(x, y, rate),
            "encode_s": t1 - t0, "decode_s": t2 - t1}
     if speech:
@@ -387,7 +450,9 @@ def _write(out_dir: Path, rows, curves, matched, excerpts, codecs) -> dict[str, 
             w.writerow({k: r.get(k, "") for k in CSV_COLUMNS})
     try:
         files["rd"] = _plot_rd(out_dir / "rd.png", curves)
-        files["spectrogram"] = _plot_spectrogram(out_dir / "spectrogram.png", excerpts, codecs, curves)
+        for i, excerpt in enumerate(excerpts[:MAX_SPECTROGRAMS]):  # spectrogram.png: the first file; -2.png ...
+            key = "spectrogram" if i == 0 else f"spectrogram-{i + 1}"
+            files[key] = _plot_spectrogram(out_dir / f"{key}.png", excerpt, codecs, curves)
     except ImportError:  # matplotlib is optional
         pass
     lines = ["# Audio evaluation\n", f"{len(excerpts)} file(s): " + ", ".join(
@@ -412,11 +477,21 @@ def _write(out_dir: Path, rows, curves, matched, excerpts, codecs) -> dict[str, 
             lines.append(f"| {m['codec']} | {m['quality']} | {m['kbps']:.2f} | {m['snr']:.2f} | "
                          + " | ".join(_fmt(m.get(f"snr_{b}")) for b in base)
                          + f" | {_fmt(m.get('encode_vs_opus'), '.1f')}x | {_fmt(m.get('decode_vs_opus'), '.1f')}x |")
+        lines.append("\n## Log-spectral distance at the same kbps (dB, lower is better; '-' = outside the baseline's range)\n")
+        lines.append("| codec | q | kbps | LSD | " + " | ".join(f"LSD {b}" for b in base) + " |")
+        lines.append("|---|---|---|---|" + "---|" * len(base))
+        for m in matched:
+            lines.append(f"| {m['codec']} | {m['quality']} | {m['kbps']:.2f} | {m['lsd']:.2f} | "
+                         + " | ".join(_fmt(m.get(f"lsd_{b}")) for b in base) + " |")
     lines.append("\n## Codecs\n")
     lines += [f"- **{c['name']}**: {c['description']}" for c in curves.values()]
-    for key, title in (("rd", "SNR vs kbps"), ("spectrogram", "Spectrograms")):
-        if key in files:
-            lines.append(f"\n## {title}\n\n![{title}]({files[key].name})")
+    if "rd" in files:
+        lines.append(f"\n## SNR vs kbps\n\n![SNR vs kbps]({files['rd'].name})")
+    spectrograms = [k for k in files if k.startswith("spectrogram")]
+    if spectrograms:
+        lines.append("\n## Spectrograms\n\nFirst channel, first 10 s of the first excerpts: the original, each wavelatent "
+                     "codec at its default quality, Opus at the target nearest the first one's kbps.\n")
+        lines += [f"![{k}]({files[k].name})" for k in spectrograms]
     files["md"].write_text("\n".join(lines) + "\n")
     return files
 
@@ -445,31 +520,37 @@ def _plot_rd(path: Path, curves: dict) -> Path:
     return path
 
 
-def _plot_spectrogram(path: Path, excerpts, codecs, curves) -> Path:
-    """Original, each wavelatent codec at its default quality, and Opus at the nearest rate: the first
-    file's first channel, up to 10 s."""
+def _plot_spectrogram(path: Path, excerpt, codecs, curves) -> Path:
+    """Original, each wavelatent codec at its default quality, and Opus at the point nearest the first
+    one's kbps: one file's first channel, up to 10 s."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    name, x, rate = excerpts[0]
+    name, x, rate = excerpt
     x = x[: int(10 * rate)]
     panels = [("original", x[:, 0])]
     opus = next((c for c in codecs if c.name == "opus"), None)
+    first_kbps = None
     for c in codecs:
         if c.kind != "wavelatent":
             continue
         data = c.compress(x, rate, c.default_point)
         y = align(x, c.decompress(data)[0])
         kbps = 8 * len(data) / (len(x) / rate) / 1000
-        panels.append((f"{c.name} q{c.default_point}: {kbps:.1f} kbps, SNR {snr(x, y):.1f} dB", y[:, 0]))
-        if opus is not None:
-            r = curves["opus"]["results"]
-            if r["kbps"]:
-                level = r["param"][int(np.argmin([abs(math.log(k / kbps)) for k in r["kbps"]]))]
-                row = _measure_signal(opus, x, rate, level)
-                panels.append((f"opus level {level}: {row[1]:.1f} kbps, SNR {snr(x, row[0]):.1f} dB", row[0][:, 0]))
+        first_kbps = kbps if first_kbps is None else first_kbps
+        panels.append((f"{c.name} q{c.default_point}: {kbps:.1f} kbps, SNR {snr(x, y):.1f} dB, "
+                       f"LSD {log_spectral_distance(x, y, rate):.1f} dB", y[:, 0]))
+    if opus is not None and first_kbps is not None and curves.get("opus", {}).get("results", {}).get("kbps"):
+        r = curves["opus"]["results"]
+        param = r["param"][int(np.argmin([abs(math.log(k / first_kbps)) for k in r["kbps"]]))]
+        try:
+            y, kbps = _measure_signal(opus, x, rate, param)
+            panels.append((f"opus (target {param:g}): {kbps:.1f} kbps, SNR {snr(x, y):.1f} dB, "
+                           f"LSD {log_spectral_distance(x, y, rate):.1f} dB", y[:, 0]))
+        except InputError:  # the target is out of reach on this short excerpt
+            pass
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True)
     axes = np.atleast_1d(axes)
     n_fft = 1 << max(6, round(math.log2(rate * 0.046)))
@@ -479,7 +560,7 @@ def _plot_spectrogram(path: Path, excerpts, codecs, curves) -> Path:
         ax.set_ylabel("Hz")
     axes[-1].set_xlabel(f"seconds ({name})")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
     return path
 
@@ -489,7 +570,7 @@ def _measure_signal(codec, x: np.ndarray, rate: int, param) -> tuple[np.ndarray,
 
     coding_rate = codec.coding_rate(rate)
     sig = resample(x, rate, coding_rate) if coding_rate != rate else x
-    data = codec.compress(sig, coding_rate, param)
+    data = codec.compress(sig, coding_rate, codec.level_for(sig, coding_rate, param))
     y = align(sig, codec.decompress(data)[0])
     if coding_rate != rate:
         y = resample(y, coding_rate, rate)[: len(x)]
