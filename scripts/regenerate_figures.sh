@@ -14,6 +14,8 @@
 #   loader   results/learn/loader-*.json            Latent caches: the DataLoader samples/s
 #   speech   results/audio/speech/                  Audio: the speech line (60 FSDD test clips, PESQ)
 #   entropy  results/entropy/benchmark.json         Entropy model: files vs the WebP mosaic and the previous model, speed
+#   mpq      results/mpq/{imagenette,fsdd}/         Machine perceptual quality (not in the default list: ~45 min
+#            on 1 thread; classifiers are trained only where results/mpq/*/classifier.safetensors is missing)
 # Measure on a quiet machine: speeds scale with whatever else runs (each file records the load average).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,23 @@ for step in "${steps[@]}"; do
   case $step in
     goldens)
       python tests/golden/make_golden.py ;;
+    mpq)
+      started=$(date +%s)
+      for d in imagenette fsdd; do
+        if [ ! -f results/mpq/$d/classifier.safetensors ]; then
+          if [ $d = imagenette ]; then src="$DATA/imagenette" opts="--width 32 --epochs 16"; else src="$DATA/audio/fsdd" opts="--width 48 --epochs 18"; fi
+          wl --threads 1 train-classifier "$src" -o results/mpq/$d/classifier.safetensors $opts --work "$WORK/$d"
+        fi
+      done
+      cmd="wavelatent --threads 1 evaluate ../shared/data/imagenette/val -o results/mpq/imagenette --task classify --classifier results/mpq/imagenette/classifier.safetensors --limit-per-class 50"
+      wl --threads 1 evaluate "$DATA/imagenette/val" -o results/mpq/imagenette --task classify \
+          --classifier results/mpq/imagenette/classifier.safetensors --limit-per-class 50 --no-progress
+      python scripts/provenance.py results/mpq/imagenette/correlation.json --command "$cmd" --threads 1
+      cmd="wavelatent --threads 1 evaluate-audio ../shared/data/audio/fsdd -o results/mpq/fsdd --task classify --classifier results/mpq/fsdd/classifier.safetensors"
+      wl --threads 1 evaluate-audio "$DATA/audio/fsdd" -o results/mpq/fsdd --task classify \
+          --classifier results/mpq/fsdd/classifier.safetensors --no-progress
+      python scripts/provenance.py results/mpq/fsdd/correlation.json --command "$cmd" --threads 1
+      echo "mpq: $(( $(date +%s) - started )) s" >&2 ;;
     pinned)
       python scripts/pin_rd.py ;;
     kodak)

@@ -15,7 +15,7 @@ EVALUATE_EPILOG = """examples:
   wavelatent evaluate photos/ -o eval/quick --limit 4 --max-size 256 --baselines jpeg,webp
   wavelatent evaluate photos/ -o eval/mine --presets none --weights runs/rgb16/last.safetensors --jobs 2
   wavelatent evaluate ../shared/data/images/kodak -o eval/taef2 --baselines jpeg,webp,taef2
-  wavelatent --threads 1 evaluate ../shared/data/imagenette/val -o results/mpq/imagenette --task classify \
+  wavelatent --threads 1 evaluate ../shared/data/imagenette/val -o results/mpq/imagenette --task classify \\
       --classifier results/mpq/imagenette/classifier.safetensors   # machine perceptual quality
 """
 
@@ -122,7 +122,7 @@ def add_parsers(sub) -> dict[str, Callable]:
 AUDIO_EPILOG = """examples:
   wavelatent --threads 1 evaluate-audio ../shared/data/audio/music -o eval/music --limit 3
   wavelatent evaluate-audio speech/ -o eval/speech --presets audio-mono-2x --max-seconds 5
-  wavelatent --threads 1 evaluate-audio ../shared/data/audio/fsdd -o results/mpq/fsdd --task classify \
+  wavelatent --threads 1 evaluate-audio ../shared/data/audio/fsdd -o results/mpq/fsdd --task classify \\
       --classifier results/mpq/fsdd/classifier.safetensors   # spoken-digit test split (n 0-4)
 """
 
