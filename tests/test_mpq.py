@@ -218,7 +218,16 @@ def test_audio_end_to_end(tmp_path):
     pcm = r.curves["pcm"]["results"]
     assert pcm["top1_drop"] == [0.0] and pcm["feature_distance"] == [0.0] and pcm["kbps"][0] > 100
     res = r.curves["resample"]["results"]
-    assert 0 < res["kbps"][0] < pcm["kbps"][0] and res["snr"][0] < 100
+    assert 0 < res["kbps"][0] < pcm["kbps"][0] and res["snr"][0] < 100 and res["failures"] == [0]  # align: short clips
     tiny = r.curves["wavelatent-test-audio"]["results"]
     assert tiny["failures"] == [0, 0, 0] and all(k > 0 for k in tiny["kbps"]) and len(tiny["top1"]) == 3
     assert set(r.correlation) == {"snr", "lsd", "feature_distance", "kbps"}
+
+
+def test_align_short_clips():
+    """evaluate.audio.align on clips shorter than its search window (was an IndexError)."""
+    from wavelatent.evaluate.audio import align
+
+    x = np.random.default_rng(0).normal(size=(1500, 1)).astype(np.float32)
+    y = np.concatenate([np.zeros((3, 1), np.float32), x])  # 3 frames late, 3 longer
+    np.testing.assert_array_equal(align(x, y), x)
