@@ -15,6 +15,8 @@
 #   speech   results/audio/speech/                  Audio: the speech line (60 FSDD test clips, PESQ)
 #   geometry results/audio/geometry.json            Audio: the packet geometry study (ideal linear ceilings, ~10 min)
 #   entropy  results/entropy/benchmark.json         Entropy model: files vs the WebP mosaic and the previous model, speed
+#   mpq      results/mpq/{imagenette,fsdd}/         Machine perceptual quality (not in the default list: ~45 min
+#            on 1 thread; classifiers are trained only where results/mpq/*/classifier.safetensors is missing)
 # Measure on a quiet machine: speeds scale with whatever else runs (each file records the load average).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,23 @@ for step in "${steps[@]}"; do
   case $step in
     goldens)
       python tests/golden/make_golden.py ;;
+    mpq)
+      started=$(date +%s)
+      for d in imagenette fsdd; do
+        if [ ! -f results/mpq/$d/classifier.safetensors ]; then
+          if [ $d = imagenette ]; then src="$DATA/imagenette" opts="--width 32 --epochs 16"; else src="$DATA/audio/fsdd" opts="--width 48 --epochs 18"; fi
+          wl --threads 1 train-classifier "$src" -o results/mpq/$d/classifier.safetensors $opts --work "$WORK/$d"
+        fi
+      done
+      cmd="wavelatent --threads 1 evaluate ../shared/data/imagenette/val -o results/mpq/imagenette --task classify --classifier results/mpq/imagenette/classifier.safetensors --limit-per-class 50"
+      wl --threads 1 evaluate "$DATA/imagenette/val" -o results/mpq/imagenette --task classify \
+          --classifier results/mpq/imagenette/classifier.safetensors --limit-per-class 50 --no-progress
+      python scripts/provenance.py results/mpq/imagenette/correlation.json --command "$cmd" --threads 1
+      cmd="wavelatent --threads 1 evaluate-audio ../shared/data/audio/fsdd -o results/mpq/fsdd --task classify --classifier results/mpq/fsdd/classifier.safetensors"
+      wl --threads 1 evaluate-audio "$DATA/audio/fsdd" -o results/mpq/fsdd --task classify \
+          --classifier results/mpq/fsdd/classifier.safetensors --no-progress
+      python scripts/provenance.py results/mpq/fsdd/correlation.json --command "$cmd" --threads 1
+      echo "mpq: $(( $(date +%s) - started )) s" >&2 ;;
     pinned)
       python scripts/pin_rd.py ;;
     kodak)

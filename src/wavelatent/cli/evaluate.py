@@ -15,7 +15,25 @@ EVALUATE_EPILOG = """examples:
   wavelatent evaluate photos/ -o eval/quick --limit 4 --max-size 256 --baselines jpeg,webp
   wavelatent evaluate photos/ -o eval/mine --presets none --weights runs/rgb16/last.safetensors --jobs 2
   wavelatent evaluate ../shared/data/images/kodak -o eval/taef2 --baselines jpeg,webp,taef2
+  wavelatent --threads 1 evaluate ../shared/data/imagenette/val -o results/mpq/imagenette --task classify \\
+      --classifier results/mpq/imagenette/classifier.safetensors   # machine perceptual quality
 """
+
+CLASSIFY_HELP = ("rd (default): rate-distortion; classify: machine perceptual quality -- a frozen classifier "
+                 "(--classifier) on the decoded items of every codec point: top-1 and its drop from clean vs rate, "
+                 "PSNR/MS-SSIM (SNR/LSD for audio) and penultimate-feature distance, their rank correlation with "
+                 "the drop (see wavelatent.evaluate.mpq); FOLDER is then the class-folder split (e.g. imagenette/val)")
+CLASSIFIER_HELP = ("with --task classify: a classifier .safetensors (SmallCNN state dict + config in the metadata, "
+                   "input convention in wavelatent.evaluate.classifier; made by `wavelatent train-classifier`)")
+
+
+def _add_classify(parser, audio: bool) -> None:
+    parser.add_argument("--task", choices=("rd", "classify"), default="rd", help=CLASSIFY_HELP)
+    parser.add_argument("--classifier", help=CLASSIFIER_HELP)
+    parser.add_argument("--limit-per-class", type=int, help="with --task classify: only the first N items of each "
+                        "class (a documented subset)")
+    if audio:
+        parser.add_argument("-j", "--jobs", type=int, default=1, help="with --task classify: worker processes")
 
 BENCH_EPILOG = """examples:
   wavelatent bench ../shared/data/images/kodak --limit 4 --threads 1,2
@@ -58,6 +76,7 @@ def add_parsers(sub) -> dict[str, Callable]:
     e.add_argument("--max-size", type=int, help="centre-crop images to at most this many pixels per side")
     e.add_argument("-f", "--force", action="store_true", help="overwrite a report already in OUT")
     e.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _add_classify(e, audio=False)
 
     b = sub.add_parser("bench", help="encode/decode throughput vs JPEG and WebP", epilog=BENCH_EPILOG,
                        formatter_class=fmt, description=(
@@ -88,10 +107,11 @@ def add_parsers(sub) -> dict[str, Callable]:
         "speed as ratios to Opus in the same run, the SNR gap at matched kbps, RD and spectrogram plots."))
     a.add_argument("folder", help="folder of audio files (recursive) or one file")
     a.add_argument("-o", "--out", required=True, help="output folder")
-    a.add_argument("-p", "--presets", default="audio-stereo-5x,audio-stereo-20x",
+    a.add_argument("-p", "--presets", default=AUDIO_PRESETS_DEFAULT,
                    help="comma-separated audio presets with shipped weights, or none")
     a.add_argument("-w", "--weights", action="append", default=[], help="a .safetensors weights file (repeatable)")
-    a.add_argument("--baselines", default="flac,opus,vorbis,mp3", help="comma-separated: flac,opus,vorbis,mp3 or none")
+    a.add_argument("--baselines", default=AUDIO_BASELINES_DEFAULT, help="comma-separated: flac,opus,vorbis,mp3 or "
+                   "none (with --task classify also resample; default then: audio-mono-2x and every baseline)")
     a.add_argument("--baseline-levels", dest="targets", action="store_false",
                    help="sweep the baselines' compression levels instead of target bitrates (32-128 kbps; Opus from 16)")
     a.add_argument("--noise-fill", choices=("both", "on", "off"), default="both",
@@ -100,19 +120,64 @@ def add_parsers(sub) -> dict[str, Callable]:
     a.add_argument("--limit", type=int, help="only the first N files")
     a.add_argument("-f", "--force", action="store_true", help="overwrite a report already in OUT")
     a.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    _add_classify(a, audio=True)
     return {"evaluate": cmd_evaluate, "bench": cmd_bench, "evaluate-audio": cmd_evaluate_audio}
 
 
 AUDIO_EPILOG = """examples:
   wavelatent --threads 1 evaluate-audio ../shared/data/audio/music -o eval/music --limit 3
   wavelatent evaluate-audio speech/ -o eval/speech --presets audio-mono-2x --max-seconds 5
+  wavelatent --threads 1 evaluate-audio ../shared/data/audio/fsdd -o results/mpq/fsdd --task classify \\
+      --classifier results/mpq/fsdd/classifier.safetensors   # spoken-digit test split (n 0-4)
 """
+
+
+def _cmd_classify(a, audio: bool) -> int:
+    """``--task classify``: codecs as the options say (defaults: every MPQ codec), then the run."""
+    import shlex
+
+    from ..errors import InputError
+    from ..evaluate.classifier import load_classifier
+    from ..evaluate.mpq import default_audio_codecs, default_image_codecs, evaluate_classify
+
+    if not a.classifier:
+        raise InputError("--task classify needs --classifier WEIGHTS (see `wavelatent train-classifier`)")
+    clf = load_classifier(a.classifier)
+    if clf.config.modality != ("audio" if audio else "image"):
+        raise InputError(f"{a.classifier} classifies {clf.config.modality}; use "
+                         f"`wavelatent {'evaluate' if clf.config.modality == 'image' else 'evaluate-audio'}`")
+    presets = None if a.presets is None or (audio and a.presets == AUDIO_PRESETS_DEFAULT) else _csv(a.presets)
+    baselines = None if a.baselines is None or (audio and a.baselines == AUDIO_BASELINES_DEFAULT) else _csv(a.baselines)
+    if audio:
+        codecs = default_audio_codecs(presets, baselines)
+        from ..evaluate.audio import WavelatentAudioCodec
+
+        codecs += [WavelatentAudioCodec(w, name=f"wavelatent-{Path(w).stem}") for w in a.weights]
+    else:
+        codecs = default_image_codecs(presets, baselines)
+        from ..evaluate.codecs import WavelatentCodec
+
+        codecs += [WavelatentCodec(w) for w in a.weights]
+    import torch
+
+    command = "wavelatent " + " ".join(shlex.quote(v) for v in sys.argv[1:])
+    r = evaluate_classify(a.folder, a.out, clf, codecs, limit_per_class=a.limit_per_class, jobs=a.jobs,
+                          force=a.force, progress=a.progress, command=command)
+    print((r.out_dir / "summary.md").read_text().rstrip())
+    print(f"report: {r.files['html']} (torch threads {torch.get_num_threads()})", file=sys.stderr)
+    return 0
+
+
+AUDIO_PRESETS_DEFAULT = "audio-stereo-5x,audio-stereo-20x"
+AUDIO_BASELINES_DEFAULT = "flac,opus,vorbis,mp3"
 
 
 def cmd_evaluate_audio(a) -> int:
     from ..evaluate.audio import WavelatentAudioCodec, evaluate_audio, make_baselines
 
     _check_folder(a.folder)
+    if a.task == "classify":
+        return _cmd_classify(a, audio=True)
     fills = {"both": (False, True), "on": (True,), "off": (False,)}[a.noise_fill]
     codecs = [WavelatentAudioCodec(p, noise_fill=nf) for p in (_csv(a.presets) or []) for nf in fills]
     codecs += [WavelatentAudioCodec(w, name=f"wavelatent-{Path(w).stem}", noise_fill=nf) for w in a.weights for nf in fills]
@@ -141,6 +206,8 @@ def cmd_evaluate(a) -> int:
     from ..evaluate.run import default_codecs, evaluate
 
     _check_folder(a.folder)
+    if a.task == "classify":
+        return _cmd_classify(a, audio=False)
     codecs = default_codecs(_csv(a.presets), a.weights, _csv(a.baselines))
     result = evaluate(a.folder, a.out, codecs, jobs=a.jobs, progress=a.progress, limit=a.limit,
                       max_size=a.max_size, reference=a.reference, anchor=_csv(a.anchor) or None, bd_method=a.bd_method,

@@ -27,14 +27,21 @@ _EXPORTS = {
     "psnr_y": "metrics",
     "ms_ssim": "metrics",
     "bpp": "metrics",
+    "evaluate_classify": "mpq",
+    "Classifier": "classifier",
+    "ClassifierError": "classifier",
+    "load_classifier": "classifier",
+    "train_classifier": "classifier",
 }
 
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bd import bd_psnr, bd_rate, bd_table
+    from .classifier import Classifier, ClassifierError, load_classifier, train_classifier
     from .codecs import ImageCodec, PillowCodec, WavelatentCodec, load_wavelatent_codecs, make_baseline, make_baselines
     from .metrics import bpp, ms_ssim, psnr, psnr_y
+    from .mpq import evaluate_classify
     from .run import EvaluationResult, default_codecs, evaluate
     from .taef2 import TAEF2Codec, load_taef2, taef2_encode
 

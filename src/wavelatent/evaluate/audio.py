@@ -127,6 +127,7 @@ def align(ref: np.ndarray, x: np.ndarray, max_lag: int = 4096) -> np.ndarray:
     a, b = ref[:, 0].astype(np.float64), x[:, 0].astype(np.float64)
     size = 1 << int(math.ceil(math.log2(len(a) + len(b))))
     corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
+    max_lag = min(max_lag, size // 2 - 1)  # short clips: the circular correlation holds fewer lags
     lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
     lag = int(lags[np.argmax(corr[lags])])  # x[t + lag] ~ ref[t]
     out = np.zeros_like(ref, dtype=np.float32)

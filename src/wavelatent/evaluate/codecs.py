@@ -305,6 +305,72 @@ def load_wavelatent_codecs(
     return out
 
 
+class GrayToRGB:
+    """A grayscale image codec (``[H, W]`` in and out) applied to RGB images: RGB -> BT.601 luma
+    (Pillow ``L``), coded by ``inner``, the decoded luma replicated to ``[H, W, 3]``. The colour is
+    lost by design; the rate is that of the gray file."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.kind = getattr(inner, "kind", "other")
+        self.default_point = getattr(inner, "default_point", None)
+        self.reduction = getattr(inner, "reduction", None)
+        self.description = (f"{inner.description}; RGB inputs coded as their BT.601 luma, decoded gray replicated "
+                            "to RGB")
+
+    def points(self) -> list[Any]:
+        return self.inner.points()
+
+    def compress(self, img: np.ndarray, param: Any) -> bytes:
+        from PIL import Image
+
+        gray = img if img.ndim == 2 else np.asarray(Image.fromarray(np.ascontiguousarray(img)).convert("L"))
+        return self.inner.compress(np.ascontiguousarray(gray), param)
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        y = np.asarray(self.inner.decompress(data))
+        y = y[:, :, 0] if y.ndim == 3 else y
+        return np.ascontiguousarray(np.repeat(y[:, :, None], 3, axis=2))
+
+
+@dataclass(frozen=True)
+class ResizeCodec:
+    """Resolution reduction, the no-codec baseline: the image shrunk ``factor`` times (Pillow
+    bicubic, antialiased; sides rounded, at least 1 px), stored as lossless PNG after a 4-byte
+    header (original height and width, uint16 big-endian); decoded by bicubic upsampling back."""
+
+    name: str = "resize"
+    factors: tuple[float, ...] = (8, 6, 4, 3, 2)
+    description: str = ("resolution reduction: bicubic downsample by the factor, lossless PNG (+4-byte size "
+                        "header), bicubic upsample back")
+    kind: str = field(default="no-codec", init=False)
+
+    def points(self) -> list[float]:
+        return list(self.factors)
+
+    def compress(self, img: np.ndarray, param: Any) -> bytes:
+        from PIL import Image
+
+        from ..io.images import encode_png
+
+        h, w = img.shape[:2]
+        if h > 65535 or w > 65535:
+            raise InputError(f"resize codec: {w}x{h} is too large for its header")
+        f = float(param)
+        small = Image.fromarray(np.ascontiguousarray(img)).resize((max(1, round(w / f)), max(1, round(h / f))),
+                                                                   Image.BICUBIC)
+        return h.to_bytes(2, "big") + w.to_bytes(2, "big") + encode_png(np.asarray(small))
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        from PIL import Image
+
+        h, w = int.from_bytes(data[:2], "big"), int.from_bytes(data[2:4], "big")
+        with Image.open(io.BytesIO(data[4:])) as im:
+            im.load()
+            return np.asarray(im.resize((w, h), Image.BICUBIC))
+
+
 def unique_names(codecs: list) -> None:
     """Make codec names unique (``name``, ``name-2``, ...) and safe as file names, in place."""
     seen: set[str] = set()
@@ -330,4 +396,6 @@ __all__ = [
     "load_wavelatent_codecs",
     "baseline_available",
     "unique_names",
+    "GrayToRGB",
+    "ResizeCodec",
 ]

@@ -254,3 +254,105 @@ def write_html(path: Path, curves: dict[str, dict], bd: list[dict], crops: list[
     parts.append("<p>Every per-image measurement: <a href='results.csv'>results.csv</a>.</p></body></html>\n")
     path.write_text("\n".join(parts))
     return path
+
+
+# --------------------------------------------------------------------------- machine perceptual quality
+def plot_accuracy(out: Path, curves: dict[str, dict], clean_top1: float, rate_key: str = "bpp",
+                  subtitle: str = "") -> dict[str, Path]:
+    """``accuracy.png`` / ``.svg``: top-1 of the frozen classifier against the rate (log axis) for
+    every codec, the clean top-1 and the 1- and 5-point bands as horizontal lines."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 6.2), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    colors = _colors(len(curves))
+    for i, (name, doc) in enumerate(curves.items()):
+        r = doc["results"]
+        pts = sorted((x, 100 * t) for x, t in zip(r[rate_key], r["top1"]) if x is not None and x > 0)
+        if not pts:
+            continue
+        wl = doc.get("kind") == "wavelatent"
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=_MARKERS[i % len(_MARKERS)], color=colors[i],
+                linewidth=2.4 if wl else 1.3, markersize=6 if wl else 4.5, label=name, zorder=4 if wl else 3,
+                linestyle="-" if doc.get("kind") != "no-codec" else ":")
+    for d, style in ((0, "-"), (1, "--"), (5, ":")):
+        ax.axhline(100 * clean_top1 - d, color="black", linestyle=style, linewidth=0.9, alpha=0.7,
+                   label="clean top-1" if d == 0 else f"clean - {d} pt")
+    ax.set_xscale("log")
+    ax.set_xlabel("bits per pixel (from the bytes written)" if rate_key == "bpp" else "kbps (from the bytes written)")
+    ax.set_ylabel("top-1 of the frozen classifier (%)")
+    fig.suptitle("Machine perceptual quality: accuracy on decoded inputs" + (f"\n{subtitle}" if subtitle else ""),
+                 fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    files = {}
+    for ext in ("png", "svg"):
+        path = out / f"accuracy.{ext}"
+        fig.savefig(path)
+        files[f"plot:accuracy:{ext}"] = path
+    return files
+
+
+def mpq_section(curves: dict[str, dict], clean_top1: float, corr: dict, thresholds: list[dict],
+                rate_key: str = "bpp") -> str:
+    """The HTML section of a machine-perceptual-quality run: plot, rate thresholds, rank
+    correlations and every codec point."""
+    e = html.escape
+    u = rate_key
+    parts = [f"<h2>Machine perceptual quality (clean top-1 {100 * clean_top1:.2f} %)</h2>",
+             "<p><img src='accuracy.svg' alt='top-1 against rate' style='max-width:100%'><br>"
+             "<a href='accuracy.png'>PNG</a></p>",
+             f"<h3>Lowest {e(u)} keeping top-1 within 1 / 5 points of clean</h3><p>measured: a point of the sweep "
+             "from which on every higher-rate point stays within; interpolated: log-linear crossing.</p><table><tr>"
+             f"<th>codec</th><th>within 1 pt measured</th><th>interpolated</th><th>within 5 pt measured</th>"
+             f"<th>interpolated</th><th>best top-1 %</th></tr>"]
+    for t in thresholds:
+        parts.append(f"<tr><td>{e(t['codec'])}</td><td>{_fmt(t['within1_measured'], 3)}</td>"
+                     f"<td>{_fmt(t['within1_interp'], 3)}</td><td>{_fmt(t['within5_measured'], 3)}</td>"
+                     f"<td>{_fmt(t['within5_interp'], 3)}</td>"
+                     f"<td>{_fmt(None if t['max_top1'] is None else 100 * t['max_top1'], 1)}</td></tr>")
+    parts.append("</table><h3>Rank correlation with the top-1 drop (all codec points)</h3><table><tr><th>metric</th>"
+                 "<th>Spearman rho</th><th>agreement</th><th>points</th></tr>")
+    for v in corr.values():
+        parts.append(f"<tr><td>{e(v['label'])}</td><td>{_fmt(v['rho'], 3)}</td><td>{_fmt(v['agreement'], 3)}</td>"
+                     f"<td>{v['points']}</td></tr>")
+    parts.append("</table><p>agreement = rho with the metric's sign flipped where higher means better (PSNR, "
+                 "MS-SSIM, SNR): 1 = ranks the points exactly as the accuracy drop does.</p>")
+    for name, doc in curves.items():
+        r = doc["results"]
+        keys = [k for k in r if k not in ("bytes", "failures")]
+        parts.append(f"<h3>{e(name)}</h3><p>{e(doc['description'])} — <a href='{e(name)}.json'>{e(name)}.json</a>"
+                     "</p><table><tr><th>point</th>" + "".join(f"<th>{e(k)}</th>" for k in keys)
+                     + "<th>failed</th></tr>")
+        for i, p in enumerate(doc["meta"]["points"]):
+            cells = "".join(f"<td>{_fmt(r[k][i], 4)}</td>" for k in keys)
+            parts.append(f"<tr><td>{e(str(p))}</td>{cells}<td>{r['failures'][i]}</td></tr>")
+        parts.append("</table>")
+        for f in doc["meta"].get("failed_items", [])[:5]:
+            parts.append(f"<p>failed: {e(str(f['param']))} on {e(f['item'])}: {e(f['error'])}</p>")
+    return "\n".join(parts)
+
+
+def write_mpq_html(path: Path, curves: dict[str, dict], clean_top1: float, corr: dict, thresholds: list[dict],
+                   rate_key: str, settings: dict[str, str], notes: list[str]) -> Path:
+    """``report.html`` of ``evaluate --task classify``: settings, notes and :func:`mpq_section`."""
+    from ..io.files import atomic_write_bytes
+
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>wavelatent machine perceptual quality</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}",
+        "</style></head><body><h1>wavelatent evaluation: machine perceptual quality</h1>",
+        f"<p>{e(datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}</p><table>",
+    ]
+    parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in settings.items()]
+    parts.append("</table>")
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
+    parts.append(mpq_section(curves, clean_top1, corr, thresholds, rate_key))
+    parts.append("<p>One row per codec point: <a href='results.csv'>results.csv</a>; analysis: "
+                 "<a href='correlation.json'>correlation.json</a>.</p></body></html>\n")
+    atomic_write_bytes(path, "\n".join(parts).encode(), force=True)
+    return path

@@ -301,9 +301,12 @@ def _fingerprint(arr: np.ndarray) -> str:
 
 def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts: LearnOptions,
                 features: tuple[_Features, _Features] | None = None, log: Callable[[str], None] = lambda m: None,
-                task: Task = TASKS["images"], disk: dict | None = None) -> dict:
+                task: Task = TASKS["images"], disk: dict | None = None, keep: dict | None = None) -> dict:
     """Train one SmallCNN on one input type with ``opts.seed``; returns its result record (``opts``
-    resolved for ``task``). ``disk``: the bytes per sample measured before (else measured here)."""
+    resolved for ``task``). ``disk``: the bytes per sample measured before (else measured here).
+
+    ``keep``: a dict that receives the trained ``model`` (eval mode) and the per-channel ``mean``
+    and ``std`` (float64 ``[C]``) its inputs were standardized with (for a frozen classifier)."""
     import torch
     import torch.nn.functional as F
 
@@ -390,6 +393,8 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
         })
         log(f"  {spec.name} epoch {epoch + 1}/{opts.epochs}: loss {loss_sum / N:.3f}, val top-1 {100 * top1:.1f} %, "
             f"{seconds:.1f} s")
+    if keep is not None:
+        keep.update(model=model.eval(), mean=mean, std=std)
     a = fval.centre * fval.factor
     crops = val.images[:, a : a + opts.crop] if dims == 1 else val.images[:, a : a + opts.crop, a : a + opts.crop]
     if disk is not None:
