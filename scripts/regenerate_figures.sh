@@ -41,9 +41,9 @@ for step in "${steps[@]}"; do
           wl --threads 1 train-classifier "$src" -o results/mpq/$d/classifier.safetensors $opts --work "$WORK/$d"
         fi
       done
-      cmd="wavelatent --threads 1 evaluate ../shared/data/imagenette/val -o results/mpq/imagenette --task classify --classifier results/mpq/imagenette/classifier.safetensors --limit-per-class 50"
+      cmd="wavelatent --threads 1 evaluate ../shared/data/imagenette/val -o results/mpq/imagenette --task classify --classifier results/mpq/imagenette/classifier.safetensors --jobs 2"
       wl --threads 1 evaluate "$DATA/imagenette/val" -o results/mpq/imagenette --task classify \
-          --classifier results/mpq/imagenette/classifier.safetensors --limit-per-class 50 --no-progress
+          --classifier results/mpq/imagenette/classifier.safetensors --jobs 2 --no-progress
       python scripts/provenance.py results/mpq/imagenette/correlation.json --command "$cmd" --threads 1
       cmd="wavelatent --threads 1 evaluate-audio ../shared/data/audio/fsdd -o results/mpq/fsdd --task classify --classifier results/mpq/fsdd/classifier.safetensors"
       wl --threads 1 evaluate-audio "$DATA/audio/fsdd" -o results/mpq/fsdd --task classify \
