@@ -231,3 +231,18 @@ def test_align_short_clips():
     x = np.random.default_rng(0).normal(size=(1500, 1)).astype(np.float32)
     y = np.concatenate([np.zeros((3, 1), np.float32), x])  # 3 frames late, 3 longer
     np.testing.assert_array_equal(align(x, y), x)
+
+
+def test_options_of_the_other_task_are_refused(tmp_path, capsys):
+    """--classifier without --task classify, and --limit / --max-size with it, would be ignored: refused."""
+    from wavelatent.cli import main as _cli
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    assert _cli(["evaluate", str(folder), "-o", str(tmp_path / "o"), "--classifier", "c.safetensors"]) == 1
+    assert "--task classify only" in capsys.readouterr().err
+    assert _cli(["evaluate", str(folder), "-o", str(tmp_path / "o"), "--task", "classify", "--classifier",
+                 "c.safetensors", "--max-size", "64"]) == 1
+    assert "does not apply to --task classify" in capsys.readouterr().err
+    assert _cli(["evaluate-audio", str(folder), "-o", str(tmp_path / "o"), "--limit-per-class", "3"]) == 1
+    assert "--task classify only" in capsys.readouterr().err

@@ -172,10 +172,25 @@ AUDIO_PRESETS_DEFAULT = "audio-stereo-5x,audio-stereo-20x"
 AUDIO_BASELINES_DEFAULT = "flac,opus,vorbis,mp3"
 
 
+def _check_task_options(a, ignored: tuple[str, ...]) -> None:
+    """Options that one task would silently ignore are refused instead."""
+    from ..errors import InputError
+
+    if a.task != "classify":
+        for opt in ("classifier", "limit_per_class"):
+            if getattr(a, opt, None) is not None:
+                raise InputError(f"--{opt.replace('_', '-')} applies to --task classify only")
+        return
+    for opt in ignored:
+        if getattr(a, opt, None) is not None:
+            raise InputError(f"--{opt.replace('_', '-')} does not apply to --task classify (use --limit-per-class)")
+
+
 def cmd_evaluate_audio(a) -> int:
     from ..evaluate.audio import WavelatentAudioCodec, evaluate_audio, make_baselines
 
     _check_folder(a.folder)
+    _check_task_options(a, ("limit",))
     if a.task == "classify":
         return _cmd_classify(a, audio=True)
     fills = {"both": (False, True), "on": (True,), "off": (False,)}[a.noise_fill]
@@ -206,6 +221,7 @@ def cmd_evaluate(a) -> int:
     from ..evaluate.run import default_codecs, evaluate
 
     _check_folder(a.folder)
+    _check_task_options(a, ("limit", "max_size"))
     if a.task == "classify":
         return _cmd_classify(a, audio=False)
     codecs = default_codecs(_csv(a.presets), a.weights, _csv(a.baselines))
