@@ -536,9 +536,11 @@ def _write_results(out: Path, meta: dict, runs: list[dict], log: Callable[[str],
 
     from ..provenance import provenance
 
-    settings = [{k: v for k, v in r["settings"].items() if k != "seed"} for r in runs]
+    # the data folder may differ between machines holding the same files (its path is listed)
+    settings = [{k: v for k, v in r["settings"].items() if k not in ("seed", "data")} for r in runs]
     if any(v != settings[0] for v in settings):
         raise InputError(f"{out}: the runs were made with different settings; collect them in separate folders")
+    meta = {**meta, "data_paths": sorted({r["settings"].get("data", "") for r in runs})}
     weights = {r["input"]: r["weights_sha256"] for r in runs if r.get("weights_sha256")}
     doc = {
         **meta,
