@@ -194,20 +194,9 @@ def _fmt(v: Any, digits: int = 3) -> str:
 def write_html(path: Path, curves: dict[str, dict], bd: list[dict], crops: list[dict], refs: list[dict],
                settings: dict[str, str], notes: list[str], files: dict[str, Path]) -> Path:
     e = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>wavelatent evaluation</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
-        ".crops{display:flex;flex-wrap:wrap;gap:12px}.crops figure{margin:0}"
-        ".crops img{width:384px;image-rendering:pixelated}figcaption{font-size:0.85em}",
-        "</style></head><body><h1>wavelatent evaluation</h1>",
-        f"<p>{e(datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}</p><table>",
-    ]
-    parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in settings.items()]
-    parts.append("</table>")
-    if notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
+    parts = _page_head("wavelatent evaluation", settings, notes,
+                       ".crops{display:flex;flex-wrap:wrap;gap:12px}.crops figure{margin:0}"
+                       ".crops img{width:384px;image-rendering:pixelated}figcaption{font-size:0.85em}")
     parts.append("<h2>Rate-distortion</h2>")
     for stem in _PLOTS:
         if f"plot:{stem}:svg" in files:
@@ -333,24 +322,30 @@ def mpq_section(curves: dict[str, dict], clean_top1: float, corr: dict, threshol
     return "\n".join(parts)
 
 
-def write_mpq_html(path: Path, curves: dict[str, dict], clean_top1: float, corr: dict, thresholds: list[dict],
-                   rate_key: str, settings: dict[str, str], notes: list[str]) -> Path:
-    """``report.html`` of ``evaluate --task classify``: settings, notes and :func:`mpq_section`."""
-    from ..io.files import atomic_write_bytes
-
+def _page_head(title: str, settings: dict[str, str], notes: list[str], css: str = "") -> list[str]:
+    """The opening of a report page: style, title, time, a settings table and the notes."""
     e = html.escape
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>wavelatent machine perceptual quality</title><style>",
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>",
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1300px}"
         "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}",
-        "</style></head><body><h1>wavelatent evaluation: machine perceptual quality</h1>",
+        "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}" + css,
+        f"</style></head><body><h1>{e(title)}</h1>",
         f"<p>{e(datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))}</p><table>",
     ]
     parts += [f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in settings.items()]
     parts.append("</table>")
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in notes) + "</ul>")
+    return parts
+
+
+def write_mpq_html(path: Path, curves: dict[str, dict], clean_top1: float, corr: dict, thresholds: list[dict],
+                   rate_key: str, settings: dict[str, str], notes: list[str]) -> Path:
+    """``report.html`` of ``evaluate --task classify``: settings, notes and :func:`mpq_section`."""
+    from ..io.files import atomic_write_bytes
+
+    parts = _page_head("wavelatent evaluation: machine perceptual quality", settings, notes)
     parts.append(mpq_section(curves, clean_top1, corr, thresholds, rate_key))
     parts.append("<p>One row per codec point: <a href='results.csv'>results.csv</a>; analysis: "
                  "<a href='correlation.json'>correlation.json</a>.</p></body></html>\n")

@@ -397,12 +397,9 @@ def train_input(spec: InputType, train: Split, val: Split, n_classes: int, opts:
         keep.update(model=model.eval(), mean=mean, std=std)
     a = fval.centre * fval.factor
     crops = val.images[:, a : a + opts.crop] if dims == 1 else val.images[:, a : a + opts.crop, a : a + opts.crop]
-    if disk is not None:
-        pass
-    elif spec.disk_bytes is not None:
-        disk = dict(spec.disk_bytes(np.ascontiguousarray(crops)))
-    else:
-        disk = {"raw": float(val_x[0].numel() * ftr.x.dtype.itemsize), "coded": None, "coded_as": None}
+    if disk is None:
+        disk = (dict(spec.disk_bytes(np.ascontiguousarray(crops))) if spec.disk_bytes is not None else
+                {"raw": float(val_x[0].numel() * ftr.x.dtype.itemsize), "coded": None, "coded_as": None})
     return {
         "input": spec.name,
         "description": spec.description,
@@ -667,8 +664,7 @@ def summarize(runs: list[dict]) -> list[dict]:
 def pareto_doc(doc: dict) -> dict:
     """The accuracy-per-byte summary (``OUT/pareto.json``): rows, data, settings, seeds, provenance."""
     keep = ("experiment", "data", "classes", "train_samples", "val_samples", "settings", "seeds", "provenance")
-    rows = [{k: v for k, v in r.items() if k != "description"} | {"description": r["description"]} for r in doc["rows"]]
-    return {k: doc[k] for k in keep if k in doc} | {"rows": sorted(rows, key=lambda r: r["bytes_per_sample"])}
+    return {k: doc[k] for k in keep if k in doc} | {"rows": sorted(doc["rows"], key=lambda r: r["bytes_per_sample"])}
 
 
 def _colorize(data: Path, out: Path, opts: LearnOptions) -> dict:
@@ -707,8 +703,7 @@ def results_table(doc: dict) -> str:
 
 def _family(name: str) -> str:
     """What a row is, for colours: latents, jpeg, webp, png, pixels, samples, opus, ..."""
-    kind = name.split(":")[0].split("-")[0]
-    return kind
+    return name.split(":")[0].split("-")[0]
 
 
 _COLOURS = {"latents": "tab:blue", "jpeg": "tab:orange", "webp": "tab:green", "png": "tab:gray", "pixels": "tab:gray",

@@ -54,7 +54,6 @@ encoder), the model seeing the decoded clip at ``RATE``).
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 from dataclasses import dataclass
 from functools import partial
@@ -250,14 +249,12 @@ def file_input(kind: str, side: int, quality: int | None = None, *, crop: int = 
     def size(v: np.ndarray) -> int:
         return len(compress(np.ascontiguousarray(v.transpose(1, 2, 0))))
 
-    spec = _shrunk_input(name or f"{kind}:{side}" + (f"@{quality}" if quality is not None else ""), coded, size,
-                         label, f"{side}x{side}x3 pixels as a {label}, decoded", reversible=True)
-
     def disk_bytes(windows: np.ndarray) -> dict:  # the file of each shrunk window, not of the decoded pixels
         x = box_downsample(windows, factor)
         return {"raw": float(x[0].nbytes), "coded": float(np.mean([size(v) for v in x])), "coded_as": label}
 
-    return dataclasses.replace(spec, disk_bytes=disk_bytes)
+    return InputType(name or f"{kind}:{side}" + (f"@{quality}" if quality is not None else ""), coded, 1.0,
+                     disk_bytes, f"{side}x{side}x3 pixels as a {label}, decoded", reversible=True)
 
 
 # --- latents ----------------------------------------------------------------
