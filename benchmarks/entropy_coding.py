@@ -17,7 +17,7 @@ Audio: ``audio-stereo-5x`` and ``audio-stereo-20x`` at their default quality on 
 music not used in training (the three held-out ``audio/music`` files and the ``audio/music-cc``
 files); ``audio-mono-2x`` on the FSDD test split. Same comparison against the previous model.
 
-Speed (1 thread, Kodak): encode = uint8 array -> bytes, decode = bytes -> uint8 array, each the
+Speed (1 thread for torch and for numpy's BLAS, Kodak): encode = uint8 array -> bytes, decode = bytes -> uint8 array, each the
 median of ``--repeats`` passes; the entropy stage (``LatentCoder`` alone, on the same symbols) as a
 share of it. Writes ``--out`` (JSON with provenance) and prints a summary whose last line holds the
 headline ratios.
@@ -27,9 +27,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one thread for numpy's matrix products too (before numpy loads)
 
 import numpy as np
 
@@ -168,7 +171,7 @@ def speed_rows(quick: bool, repeats: int) -> dict:
             return buf.getvalue()
         return enc
 
-    out: dict = {"images": len(ims), "megapixels": mp, "threads": 1}
+    out: dict = {"images": len(ims), "megapixels": mp, "threads": 1, "blas_threads": os.environ["OPENBLAS_NUM_THREADS"]}
     for fmt in ("JPEG", "WEBP"):
         enc = pillow(fmt)
         blobs = [enc(im) for im in ims]

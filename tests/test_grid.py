@@ -174,6 +174,31 @@ def test_shifts_are_chosen_per_file(tables2d):
     assert cost(shifts) <= cost(np.zeros(4, np.int64))
 
 
+def test_choose_shifts_matches_brute_force():
+    """The histogram shortcut (residuals beyond the window counted one by one) picks exactly the
+    shifts an exhaustive search over every shift and symbol picks, tails and ties included."""
+    rng = np.random.default_rng(5)
+    C, Q = 5, 60
+    freqs = grid.laplace_tables(Q)
+    lengths = grid.code_lengths(freqs)
+    n = 4000
+    k = rng.integers(0, C, n)
+    b = rng.integers(0, grid.BUCKETS, n)
+    r = np.round(rng.laplace(0, 1 + 6 * k, n)).astype(np.int64).clip(-2 * Q, 2 * Q)
+    r[:10] = 2 * Q  # extreme residuals: beyond any window
+    r[10:20] = -2 * Q
+    wide = k == 0  # a channel whose residuals are all large: only they decide its shift
+    r[wide] = rng.integers(30, 2 * Q, wide.sum()) * rng.choice([-1, 1], wide.sum())
+    lo, hi = grid.SHIFTS
+    brute = np.array([
+        lo + int(np.argmin([lengths[np.clip(b[k == c] + d, 0, grid.BUCKETS - 1), r[k == c] + 2 * Q].sum()
+                            for d in range(lo, hi + 1)]))
+        for c in range(C)
+    ])
+    assert (np.abs(r) > 24).sum() > 20
+    assert np.array_equal(grid.choose_shifts(k, b, r, C, lengths, Q), brute)
+
+
 # --- files -------------------------------------------------------------------
 @pytest.mark.parametrize("preset", ["image-rgb-16x", "image-rgb-4x", "image-gray-16x", "test-image"])
 def test_image_presets_write_grid_files(preset, image):

@@ -130,6 +130,12 @@ class GridTables:
             self._cache["lengths"] = code_lengths(self.freqs)
         return self._cache["lengths"]
 
+    def float_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """``mu`` and ``sigma`` weights as float64 (exact integers), built once."""
+        if "float" not in self._cache:
+            self._cache["float"] = (np.asarray(self.mu, dtype=np.float64), np.asarray(self.sigma, dtype=np.float64))
+        return self._cache["float"]
+
     def models(self) -> list:
         """One constriction model per bucket (built once)."""
         if "models" not in self._cache:
@@ -292,25 +298,53 @@ def buckets(sigma: np.ndarray, shift) -> np.ndarray:
 
 def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per pass in coding order, ``(residuals [C, n], sigma [C, n])`` (int64), every channel of a pass
-    computed at once (all symbols are known: the encoder's side)."""
+    computed at once (all symbols are known: the encoder's side). The same integers as
+    :func:`pass_features`, :func:`predict` and :func:`scale`, arranged for speed: a pass's neighbour
+    features are copied once into one float64 block and weighted by batched matrix products (exact:
+    integer terms, sums below 2**53, so any summation order gives the same result)."""
     C, Q = q.shape[0], t.max_symbol
     dims = q.ndim - 1
     lat = Lattices(C, q.shape[1:], dims)
+    lat.q, lat.r = lat.q.astype(np.float64), lat.r.astype(np.float64)  # copied into float64 blocks below
     lat.q[lat.interior()] = q
     near_max, off_max = max_near(dims), max_offsets(dims)
+    mu_f, sigma_f = t.float_weights()
+    most = max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims))
+    block = np.empty(C * most)  # one buffer for every pass's features: its pages are touched once
     out = []
     for i, p in enumerate(passes(dims)):
-        n = int(np.prod(lat.counts(p)))
+        counts = lat.counts(p)
+        n = int(np.prod(counts))
         if n == 0:
             continue
+        O, near = len(p.offsets), p.near
+        mw, sw = mu_f[i], sigma_f[i]
         idx = lat.index(p)
         cur = lat.q[idx].reshape(C, n)
-        nb, spread, rr, rsum = pass_features(lat, p)
-        r = cur.astype(np.int64) - predict(t.mu[i], nb, cur, Q)
+        raw = mw[:, -C:] @ cur
+        sigma = sw[:, -2 * C : -C] @ np.abs(cur)
+        sigma += sw[:, :1]
+        if O:
+            feats = block[: C * (2 * O + near) * n].reshape(C, 2 * O + near, n)  # own q at the offsets, own |r| there, near-ring spread
+            view = feats.reshape(C, 2 * O + near, *counts)
+            for j, o in enumerate(p.offsets):
+                at = lat.index(p, o)
+                np.copyto(view[:, j], lat.q[at])
+                np.copyto(view[:, O + j], lat.r[at])
+            spread = feats[:, 2 * O :]  # |near * x_i - sum_j x_j| over the near ring
+            np.multiply(feats[:, :near], near, out=spread)
+            spread -= feats[:, :near].sum(1, keepdims=True)
+            np.abs(spread, out=spread)
+            raw += np.matmul(mw[:, None, :O], feats[:, :O])[:, 0]
+            w = np.concatenate([sw[:, 1 + near_max : 1 + near_max + O], sw[:, 1 : 1 + near]], axis=1)
+            sigma += np.matmul(w[:, None, :], feats[:, O:])[:, 0]
+            sigma += sw[:, 1 + near_max + off_max, None] * feats[:, O : 2 * O].sum((0, 1))
+        r = cur.astype(np.int64)
+        r -= _clamp((raw.astype(np.int64) + 128) >> 8, -Q, Q)
         absr = np.abs(r).astype(np.float64)
-        sigma = scale(t.sigma[i], spread, rr, rsum, np.abs(cur), absr, near_max, off_max)
-        lat.r[idx] = absr.reshape(lat.r[idx].shape)
-        out.append((r, sigma))
+        sigma += sw[:, -C:] @ absr
+        lat.r[idx] = absr.reshape(C, *counts)
+        out.append((r, sigma.astype(np.int64)))
     return out
 
 
@@ -324,13 +358,28 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: 
     """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of residuals
     ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays) under :func:`code_lengths`."""
     lo, hi = SHIFTS
-    N = lengths.shape[1]
-    hist = np.bincount((k * BUCKETS + b.astype(np.int64)) * N + (r + 2 * Q), minlength=C * BUCKETS * N)
-    hist = hist.reshape(C, BUCKETS, N)
-    used = np.flatnonzero(hist.sum((0, 1)))
+    k, b, r = (np.asarray(a, dtype=np.int64) for a in (k, b, r))
     shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
-    costs = np.einsum("kbn,dbn->kd", hist[:, :, used], lengths[:, used][shifted])
-    return np.argmin(costs, axis=1) + lo  # ties: the smallest shift
+    # residuals within +-R by a histogram per (channel, bucket) (larger ones land in two overflow bins
+    # of zero cost), then the rare larger ones symbol by symbol
+    R = min(2 * Q, _SHIFT_WINDOW)
+    W = 2 * R + 3
+    rc = np.clip(r, -R - 1, R + 1)
+    hist = np.bincount((k * BUCKETS + b) * W + (rc + R + 1), minlength=C * BUCKETS * W)
+    window = np.zeros((len(shifted), BUCKETS, W))
+    window[:, :, 1:-1] = lengths[:, 2 * Q - R : 2 * Q + R + 1][shifted]
+    # float64 products of integers below 2**53 in total: exact in any summation order
+    costs = hist.reshape(C, -1).astype(np.float64) @ window.reshape(len(shifted), -1).T
+    tails = np.flatnonzero(rc != r)
+    if len(tails):
+        kt, bt, rt = k[tails], b[tails], r[tails] + 2 * Q
+        for d in range(len(shifted)):
+            costs[:, d] += np.bincount(kt, weights=lengths[shifted[d][bt], rt].astype(np.float64), minlength=C)
+    return np.argmin(costs.astype(np.int64), axis=1) + lo  # ties: the smallest shift
+
+
+_SHIFT_WINDOW = 24
+"""Residual magnitudes :func:`choose_shifts` counts in a histogram (larger ones one by one)."""
 
 
 def encode(q: np.ndarray, t: GridTables) -> bytes:
@@ -347,23 +396,29 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
     # every symbol flat, in coding order: (pass, channel) steps, positions in order within a step
     r = np.concatenate([x.ravel() for x, _ in parts])
     b = unshifted_buckets(np.concatenate([s.ravel() for _, s in parts]))
-    k = np.concatenate([np.repeat(np.arange(C), x.shape[1]) for x, _ in parts])
-    step = np.concatenate([np.repeat(np.arange(C) + j * C, x.shape[1]) for j, (x, _) in enumerate(parts)])
+    k = np.concatenate([np.broadcast_to(np.arange(C)[:, None], x.shape).ravel() for x, _ in parts])
     shifts = choose_shifts(k, b, r, C, t.code_lengths(), Q)
-    b = np.clip(b + shifts[k], 0, BUCKETS - 1)
-    # decoding order: step by step, bucket by bucket (ascending), positions in order within a group
-    key = step * BUCKETS + b  # < 2**15 for the presets: a radix sort
-    key = key.astype(np.int16 if key.max() < (1 << 15) else np.int32)
+    # decoding order: step by step (step = pass * C + channel), bucket by bucket (ascending),
+    # positions in order within a group
+    keys, start = [], 0
+    for j, (x, _) in enumerate(parts):
+        bj = b[start : start + x.size].reshape(C, -1) + shifts[:, None]
+        keys.append(((np.arange(C)[:, None] + j * C) * BUCKETS + _clamp(bj, 0, BUCKETS - 1)).ravel())
+        start += x.size
+    key = np.concatenate(keys)
+    key = key.astype(np.int16 if key.max() < (1 << 15) else np.int32)  # a radix sort for the presets
     order = np.argsort(key, kind="stable")
     sym = (r[order] + 2 * Q).astype(np.int32)
     key = key[order]
     starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
     ends = np.append(starts[1:], len(key))
     models = t.models()
+    group_models = [models[j] for j in (key[starts] % BUCKETS).tolist()]
     coder = constriction_module().stream.stack.AnsCoder()
-    for s0, s1 in zip(starts[::-1].tolist(), ends[::-1].tolist()):  # a stack: the first group decoded is pushed last
-        coder.encode_reverse(sym[s0:s1], models[int(key[s0]) % BUCKETS])
-    coder.encode_reverse((shifts - SHIFTS[0]).astype(np.int32), _shift_model())
+    push = coder.encode_reverse
+    for s0, s1, model in zip(starts[::-1].tolist(), ends[::-1].tolist(), group_models[::-1]):
+        push(sym[s0:s1], model)  # a stack: the first group decoded is pushed last
+    push((shifts - SHIFTS[0]).astype(np.int32), _shift_model())
     return coder.get_compressed().astype("<u4").tobytes()
 
 
