@@ -11,7 +11,9 @@ Images: ``image-rgb-16x``, ``image-rgb-4x`` and ``image-gray-16x`` at their defa
 (header, CRC and all) written by ``wavelatent.compress``; the WebP mosaic stores each group of 3
 latent channels as one lossless WebP image (Pillow, ``lossless=True, quality=100, method=6``; symbols
 + 128 as uint8), all its files' bytes counted. "previous" is the same file with the entropy model of
-the presets before (per-channel tables, or the checkerboard model of ``image-rgb-4x``).
+the presets before (per-channel tables, or the checkerboard model of ``image-rgb-4x``); "with the JSON
+header" is the same file in container version 1; "previous release" is what release 8fb0355 writes for
+the same full sets (``results/entropy/previous_release.json``, made by ``previous_release_bytes.py``).
 
 Audio: ``audio-stereo-5x`` and ``audio-stereo-20x`` at their default quality on the middle 20 s of
 music not used in training (the three held-out ``audio/music`` files and the ``audio/music-cc``
@@ -64,6 +66,21 @@ def webp_mosaic_bytes(q: np.ndarray) -> int:
     return total
 
 
+def v1_bytes(data: bytes) -> int:
+    """Bytes of the same file with container version 1 (the JSON header of the files before 0.3)."""
+    from wavelatent import container
+
+    c = container.unpack(data)
+    header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version")}
+    return len(container.pack(header, c.streams, version=1))
+
+
+def previous_release() -> dict:
+    """Bytes the previous release's files take on the full sets (``previous_release_bytes.py``, run on its checkout)."""
+    path = ROOT / "results" / "entropy" / "previous_release.json"
+    return json.loads(path.read_text()) if path.exists() else {"images": {}, "audio": {}}
+
+
 def legacy_model(codec) -> str:
     cfg = codec.config
     return cfg.legacy_context if cfg.legacy_context != "none" else "none"
@@ -87,18 +104,27 @@ def image_rows(presets: list[str], quick: bool) -> list[dict]:
         for name, paths in (("kodak", kodak), ("held-out photos", held)):
             ims = load_images(paths, cfg.channels)
             pixels = sum(im.shape[0] * im.shape[1] for im in ims)
-            ours = prev = webp = 0
+            ours = prev = webp = v1 = 0
             for im in ims:
                 img = im if cfg.channels == 3 else im[:, :, 0]
-                ours += len(wl.compress(img, codec))
+                data = wl.compress(img, codec)
+                ours += len(data)
+                v1 += v1_bytes(data)
                 prev += len(wl.compress(img, codec, entropy=legacy_model(codec)))
                 webp += webp_mosaic_bytes(encode_image_symbols(codec, im, cfg.default_quality))
-            rows.append({"preset": preset, "quality": cfg.default_quality, "set": name, "images": len(ims),
-                         "bpp": 8 * ours / pixels, "bpp_previous": 8 * prev / pixels, "bpp_webp_mosaic": 8 * webp / pixels,
-                         "ratio_vs_webp_mosaic": ours / webp, "ratio_vs_previous": ours / prev,
-                         "previous_model": legacy_model(codec)})
-            print(f"{preset:16s} {name:16s} {8 * ours / pixels:.4f} bpp  previous {8 * prev / pixels:.4f}  "
-                  f"WebP mosaic {8 * webp / pixels:.4f}  -> {ours / webp:.3f}x WebP, {ours / prev:.3f}x previous")
+            row = {"preset": preset, "quality": cfg.default_quality, "set": name, "images": len(ims),
+                   "bytes": ours, "bpp": 8 * ours / pixels, "bpp_previous": 8 * prev / pixels,
+                   "bpp_webp_mosaic": 8 * webp / pixels, "ratio_vs_webp_mosaic": ours / webp,
+                   "ratio_vs_previous": ours / prev, "previous_model": legacy_model(codec),
+                   "bytes_container_v1": v1, "ratio_vs_container_v1": ours / v1}
+            release = previous_release()["images"].get(f"{preset}/{name}")
+            if release and not quick:
+                row["bytes_previous_release"] = release["bytes"]
+                row["ratio_vs_previous_release"] = ours / release["bytes"]
+            rows.append(row)
+            print(f"{preset:16s} {name:16s} {8 * ours / pixels:.4f} bpp  previous model {8 * prev / pixels:.4f}  "
+                  f"WebP mosaic {8 * webp / pixels:.4f}  -> {ours / webp:.3f}x WebP, {ours / prev:.3f}x previous model, "
+                  f"{ours / v1:.3f}x with the JSON header")
     return rows
 
 
@@ -117,7 +143,7 @@ def audio_rows(quick: bool) -> list[dict]:
                                    ("audio-mono-2x", fsdd, None)):
         codec = load_codec(preset)
         cfg = codec.config
-        ours = prev = 0
+        ours = prev = v1 = 0
         err = sig = 0.0
         for path in files:
             x = read_clip(path, 44100 if cfg.channels == 2 else 8000, cfg.channels)
@@ -127,15 +153,21 @@ def audio_rows(quick: bool) -> list[dict]:
                 x = x[start : start + n]
             a = compress_audio(x, 44100 if cfg.channels == 2 else 8000, codec)
             b = compress_audio(x, 44100 if cfg.channels == 2 else 8000, codec, entropy=legacy_model(codec))
-            ours, prev = ours + len(a), prev + len(b)
+            ours, prev, v1 = ours + len(a), prev + len(b), v1 + v1_bytes(a)
             y = decompress_audio(a, codec, noise_fill=False)[0]
             err += float(((y - x) ** 2).sum())
             sig += float((x**2).sum())
-        rows.append({"preset": preset, "quality": cfg.default_quality, "files": len(files),
-                     "excerpt_seconds": seconds, "bytes": ours, "bytes_previous": prev,
-                     "fewer_bytes_than_previous": 1 - ours / prev, "snr_db": 10 * np.log10(sig / err)})
-        print(f"{preset:16s} {len(files)} files: {ours} bytes vs previous {prev} ({100 * (1 - ours / prev):.1f} % fewer), "
-              f"SNR {10 * np.log10(sig / err):.2f} dB (same symbols as before)")
+        row = {"preset": preset, "quality": cfg.default_quality, "files": len(files),
+               "excerpt_seconds": seconds, "bytes": ours, "bytes_previous": prev,
+               "fewer_bytes_than_previous": 1 - ours / prev, "snr_db": 10 * np.log10(sig / err),
+               "bytes_container_v1": v1}
+        release = previous_release()["audio"].get(preset)
+        if release and not quick:
+            row["bytes_previous_release"] = release["bytes"]
+            row["fewer_bytes_than_previous_release"] = 1 - ours / release["bytes"]
+        rows.append(row)
+        print(f"{preset:16s} {len(files)} files: {ours} bytes vs previous model {prev} ({100 * (1 - ours / prev):.1f} % "
+              f"fewer), {v1} with the JSON header; SNR {10 * np.log10(sig / err):.2f} dB (same symbols as before)")
     return rows
 
 
@@ -234,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             heads.append(f"{r['preset']}/{r['set'].split()[0]}_vs_webp={r['ratio_vs_webp_mosaic']:.3f}")
     for r in result.get("audio", []):
         heads.append(f"{r['preset']}_fewer_bytes={r['fewer_bytes_than_previous']:.3f}")
+        if "fewer_bytes_than_previous_release" in r:
+            heads.append(f"{r['preset']}_fewer_than_release={r['fewer_bytes_than_previous_release']:.3f}")
     print(f"wrote {a.out}")
     print(" ".join(heads))
     return 0

@@ -61,7 +61,8 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
     buf = bytearray(data)
     for _ in range(rng.randint(1, 3)):
-        op = rng.choice(["flip", "truncate", "insert", "delete", "overwrite", "field", "field", "stream", "size"])
+        op = rng.choice(["flip", "truncate", "insert", "delete", "overwrite", "field", "field", "stream", "size",
+                         "header", "version"])
         pos = rng.randrange(len(buf)) if buf else 0
         if op == "flip" and buf:
             buf[pos] ^= 1 << rng.randrange(8)
@@ -74,6 +75,17 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         elif op == "overwrite":
             chunk = rng.randbytes(rng.randint(1, 8))
             buf[pos : pos + len(chunk)] = chunk
+        elif op == "header" and len(buf) > 10:  # a byte of the (compact or JSON) header itself
+            end = min(len(buf), 10 + int.from_bytes(buf[6:10], "little"))
+            if end > 10:
+                buf[rng.randrange(10, end)] = rng.randrange(256)
+        elif op == "version":  # the same header and streams in the other container version
+            try:
+                c = container.unpack(bytes(fix_crc(bytes(buf))))
+                header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version")}
+                buf = bytearray(container.pack(header, c.streams, version=3 - c.header["format_version"]))
+            except (ValueError, TypeError, WavelatentError):
+                continue
         elif op in ("field", "stream", "size"):
             try:
                 c = container.unpack(bytes(fix_crc(bytes(buf))))

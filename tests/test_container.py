@@ -37,18 +37,19 @@ def small_file() -> bytes:
     """A valid container of about 200 bytes with three streams (one empty)."""
     header = {"preset": "test-image", "shape": [1, 3, 8, 8], "quality": 2, "note": "héllo"}
     data = pack(header, {"y": bytes(range(40)), "empty": b"", "side": b"\x00\xff" * 10})
-    assert 150 <= len(data) <= 260
+    assert 100 <= len(data) <= 200
     return data
 
 
-def build(header_bytes: bytes, payload: bytes = b"", *, version: int = FORMAT_VERSION, flags: int = 0) -> bytes:
-    """Assemble a container by hand with a correct CRC (to reach the checks after it)."""
+def build(header_bytes: bytes, payload: bytes = b"", *, version: int = 1, flags: int = 0) -> bytes:
+    """Assemble a container by hand with a correct CRC (to reach the checks after it); version 1
+    takes a JSON header, version 2 a compact one."""
     body = MAGIC + struct.pack("<BBI", version, flags, len(header_bytes)) + header_bytes + payload
     return body + struct.pack("<I", zlib.crc32(body))
 
 
 def header_json(streams, **extra) -> bytes:
-    obj = {"format_version": FORMAT_VERSION, "streams": streams, **extra}
+    obj = {"format_version": 1, "streams": streams, **extra}
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -85,11 +86,12 @@ def test_round_trip_no_streams_and_empty_header():
 
 def test_round_trip_unicode_header_is_ascii_on_disk():
     header = {"title": "ondelette 🌊 — 小波", "ключ": "значение"}
-    data = pack(header, {"s": b"x"})
+    data = pack(header, {"s": b"x"}, version=1)
     raw_len = struct.unpack_from("<I", data, 6)[0]
     data[10 : 10 + raw_len].decode("ascii")  # ensure_ascii=True
-    box = unpack(data)
-    assert box.header["title"] == header["title"] and box.header["ключ"] == "значение"
+    for version in (1, 2):
+        box = unpack(pack(header, {"s": b"x"}, version=version))
+        assert box.header["title"] == header["title"] and box.header["ключ"] == "значение"
 
 
 def test_accepts_bytearray_and_memoryview():
@@ -98,15 +100,18 @@ def test_accepts_bytearray_and_memoryview():
 
 
 def test_canonical_bytes_are_deterministic():
-    a = pack({"b": 1, "a": {"y": [1, 2], "x": None}}, {"s": b"123", "t": b""})
-    b = pack({"a": {"x": None, "y": [1, 2]}, "b": 1}, {"s": bytearray(b"123"), "t": memoryview(b"")})
-    assert a == b
+    for version in (1, 2):
+        a = pack({"b": 1, "a": {"y": [1, 2], "x": None}}, {"s": b"123", "t": b""}, version=version)
+        b = pack({"a": {"x": None, "y": [1, 2]}, "b": 1}, {"s": bytearray(b"123"), "t": memoryview(b"")},
+                 version=version)
+        assert a == b
+        assert a[:4] == b"WLAT" and a[4] == version and a[5] == 0
+        assert struct.unpack("<I", a[-4:])[0] == zlib.crc32(a[:-4])
+    a = pack({"b": 1, "a": {"y": [1, 2], "x": None}}, {"s": b"123", "t": b""}, version=1)
     header = a[10 : 10 + struct.unpack_from("<I", a, 6)[0]]
     assert header == json.dumps(
         json.loads(header), sort_keys=True, separators=(",", ":"), ensure_ascii=True
     ).encode()
-    assert a[:4] == b"WLAT" and a[4] == 1 and a[5] == 0
-    assert struct.unpack("<I", a[-4:])[0] == zlib.crc32(a[:-4])
 
 
 def test_pack_rejects_programming_errors():
@@ -159,8 +164,8 @@ def test_bad_magic():
 
 def test_unsupported_version_says_which_are_supported():
     data = bytearray(small_file())
-    data[4] = 2
-    with pytest.raises(UnsupportedVersionError, match=r"version 2.*reads version\(s\) 1"):
+    data[4] = 3
+    with pytest.raises(UnsupportedVersionError, match=r"version 3.*reads version\(s\) 1, 2"):
         unpack(fix_crc(data))
 
 
@@ -282,11 +287,90 @@ def test_every_single_byte_change_is_detected():
             unpack(bytes(bad))
 
 
+# --- the compact header (version 2) ----------------------------------------------
+def test_compact_header_bytes_follow_the_spec():
+    """Tags as the module docstring gives them: small ints inline, dictionary words in one byte,
+    varints, hex strings as bytes, UTF-8 strings, sorted keys."""
+    data = pack({"quality": 2, "width": 768, "weights_sha256": "1e43", "note": "é", "gain": -1}, {"latent": b"ab"})
+    raw = data[10 : 10 + struct.unpack_from("<I", data, 6)[0]]
+    from wavelatent import container as c
+
+    word = lambda w: bytes([0x80 + c._DICTIONARY.index(w)])  # noqa: E731
+    expected = (
+        b"\x48\x07"  # an object of 7 keys, sorted
+        + word("format_version") + b"\x02"
+        + word("gain") + b"\x41\x00"  # -1 = -(0) - 1
+        + b"\x46\x04note" + b"\x46\x02\xc3\xa9"
+        + word("quality") + b"\x02"
+        + word("streams") + b"\x47\x01\x48\x02" + word("length") + b"\x02" + word("name") + word("latent")
+        + word("weights_sha256") + b"\x49\x02\x1e\x43"
+        + word("width") + b"\x40\x80\x06"  # 768 as a LEB128 varint
+    )
+    assert raw == expected
+
+
+def test_real_headers_are_small():
+    import numpy as np
+
+    import wavelatent as wl
+
+    img = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    data = wl.compress(img, "test-image")
+    overhead = len(data) - len(unpack(data).streams["latent"])
+    assert overhead <= 64  # 10 prefix + ~45 header + 4 CRC; JSON took ~245
+
+
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        (b"", "truncated"),
+        (b"\x48", "truncated"),
+        (b"\x48\x01", "declares"),
+        (b"\x48\x01\x05\x01", "key must be a string"),
+        (b"\x48\x02\x81\x00\x81\x00", "duplicate"),
+        (b"\x4f", "unknown tag"),
+        (b"\xfe", "dictionary word"),
+        (b"\x40" + b"\xff" * 50, "longer than"),
+        (b"\x42" + struct.pack("<d", float("nan")), "non-finite"),
+        (b"\x42\x00\x00", "truncated"),
+        (b"\x46\x02\xff\xfe", "UTF-8"),
+        (b"\x49\x00", "empty hex"),
+        (b"\x47\x01" * 40 + b"\x00", "nested"),
+        (b"\x47\x00\x00", "trailing"),
+        (b"\x47\x00", "must be an object"),
+    ],
+)
+def test_malformed_compact_headers(raw, match):
+    with pytest.raises(HeaderError, match=match):
+        unpack(build(raw, version=2))
+
+
+def test_compact_header_huge_counts_allocate_nothing():
+    for raw in (b"\x47\xff\xff\xff\xff\x0f", b"\x48\xff\xff\xff\xff\x0f", b"\x46\xff\xff\xff\xff\x0f"):
+        tracemalloc.start()
+        try:
+            with pytest.raises(HeaderError):
+                unpack(build(raw, version=2))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 100_000
+
+
+def test_version_1_files_still_read():
+    header = {"preset": "image-rgb-16x", "quality": 2, "weights_sha256": "00ff", "gain": 1.0, "shape": [1, 2]}
+    old, new = pack(header, {"latent": b"xyz"}, version=1), pack(header, {"latent": b"xyz"})
+    assert old[4] == 1 and new[4] == 2 and len(new) < len(old)
+    a, b = unpack(old), unpack(new)
+    assert a.streams == b.streams
+    assert {**a.header, "format_version": 2} == b.header
+
+
 # --- properties -----------------------------------------------------------------
 @settings(max_examples=400, deadline=None, database=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_only_raise_container_errors(data):
-    for candidate in (data, MAGIC + data, MAGIC + b"\x01\x00" + data):
+    for candidate in (data, MAGIC + data, MAGIC + b"\x01\x00" + data, MAGIC + b"\x02\x00" + data):
         try:
             unpack(candidate)
         except ContainerError:
@@ -338,9 +422,10 @@ def test_mutations_of_a_valid_file_only_raise_container_errors(edits, recompute_
     st.dictionaries(st.text(max_size=6), st.binary(max_size=50), max_size=5),
 )
 def test_property_round_trip(header, streams):
-    box = unpack(pack(header, streams))
-    assert box.streams == streams
-    assert {k: v for k, v in box.header.items() if k not in ("streams", "format_version")} == header
+    for version in (1, 2):
+        box = unpack(pack(header, streams, version=version))
+        assert box.streams == streams
+        assert {k: v for k, v in box.header.items() if k not in ("streams", "format_version")} == header
 
 
 def test_container_module_imports_only_the_stdlib():

@@ -150,3 +150,28 @@ def test_reencoding_the_source(entry):
 def test_near_boundary():
     r = np.array([0.5, 0.50009, 0.5002, -1.49995, 2.0, 3.499], dtype=np.float32)
     assert g.near_boundary(r).tolist() == [True, True, False, True, False, False]
+
+
+V1 = Path(__file__).resolve().parent / "legacy" / "container-v1"
+V1_ENTRIES = [e for e in ENTRIES if (V1 / e["file"]).exists()]
+
+
+def test_container_v1_goldens_are_there():
+    """The files of the previous container version (JSON header), one per shipped preset at its
+    default quality: the goldens as the previous release wrote them (committed with -f)."""
+    assert len(V1_ENTRIES) == 6
+
+
+@pytest.mark.parametrize("entry", V1_ENTRIES, ids=ids)
+def test_container_v1_files_still_decode(entry):
+    """A file with the JSON header of container version 1 holds the same streams, entropy-decodes to
+    the same symbols and decodes to the same output (within 1 LSB) as today's file, whose header
+    holds the same fields."""
+    codec = codec_for(entry)
+    old, new = (V1 / entry["file"]).read_bytes(), stored(entry)
+    assert old[4] == 1 and new[4] == container.FORMAT_VERSION == 2 and len(new) < len(old)
+    a, b = container.unpack(old), container.unpack(new)
+    assert a.streams == b.streams and {**a.header, "format_version": 2} == b.header
+    assert np.array_equal(g.stream_symbols(old, codec), golden_symbols(entry))
+    diff = np.abs(g.decoded(codec, old).astype(np.int32) - golden_output(entry).astype(np.int32))
+    assert diff.max() <= g.MAX_LSB and np.count_nonzero(diff) <= g.MAX_DIFFERING * diff.size

@@ -136,7 +136,8 @@ def codec_for(codec, gray_codec, audio_codec):
 
 
 def edit(data: bytes, streams: dict | None = None, /, **fields) -> bytes:
-    """Change header fields (``...`` deletes one) and/or the streams; the CRC stays valid."""
+    """Change header fields (``...`` deletes one) and/or the streams; the CRC stays valid. A value the
+    compact header cannot hold (an integer over 272 bits) goes into a version 1 file (JSON), which can."""
     c = container.unpack(data)
     header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version")}
     for key, value in fields.items():
@@ -144,7 +145,11 @@ def edit(data: bytes, streams: dict | None = None, /, **fields) -> bytes:
             header.pop(key, None)
         else:
             header[key] = value
-    return container.pack(header, c.streams if streams is None else streams)
+    streams = c.streams if streams is None else streams
+    try:
+        return container.pack(header, streams)
+    except ValueError:
+        return container.pack(header, streams, version=1)
 
 
 def fix_crc(data: bytes) -> bytes:

@@ -1,21 +1,29 @@
-"""The .wlt container: pack/unpack a JSON header and named byte streams. Stdlib only.
+"""The .wlt container: pack/unpack a header (a JSON-like object) and named byte streams. Stdlib only.
 
 Layout (all integers little-endian)::
 
     magic       4 bytes   b"WLAT"
-    version     u8        FORMAT_VERSION
+    version     u8        FORMAT_VERSION (2; version 1 files are still read)
     flags       u8        0 (reserved)
-    header_len  u32       length of the JSON header in bytes
-    header      UTF-8 JSON object, canonical (sorted keys, no spaces, ASCII only);
-                it always holds "format_version" and "streams" = [{"name", "length"}, ...]
+    header_len  u32       length of the stored header in bytes
+    header      version 2: the compact binary header (below); version 1: UTF-8 JSON, canonical
+                (sorted keys, no spaces, ASCII only). Either way the object always holds
+                "format_version" and "streams" = [{"name", "length"}, ...]
     payload     the streams, concatenated in the order of header["streams"]
     crc32       u32       zlib.crc32 of every byte before it (magic .. payload)
 
+The compact header stores the same object as tagged values: one byte for the integers 0..63 and
+for each string of a fixed dictionary (field names and common values), LEB128 varints for other
+integers, float64 for floats, lowercase hex strings (the weights hash) as their bytes, UTF-8 for
+other strings; object keys sorted. A typical image header takes ~45 bytes instead of ~230 as JSON.
+The encoding is fully specified (no compressor), so a file's bytes are the same on every machine.
+
 Reading checks, in order: fixed-size prefix, magic, version, flags, header length against
 :class:`Limits` (before anything is sliced), declared header length against the data,
-CRC32 (before the JSON is parsed), the JSON header, the stream table, and the exact total
-length. Every failure raises a :class:`~wavelatent.errors.ContainerError` subclass whose
-message says what was expected and what was found.
+CRC32 (before the header is parsed), the header (every length inside it checked against the bytes
+left before allocating), the stream table, and the exact total length. Every failure raises a
+:class:`~wavelatent.errors.ContainerError` subclass whose message says what was expected and what
+was found.
 """
 from __future__ import annotations
 
@@ -47,8 +55,8 @@ __all__ = [
 ]
 
 MAGIC = b"WLAT"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+SUPPORTED_VERSIONS = (1, 2)
 
 _PREFIX = struct.Struct("<4sBBI")  # magic, version, flags, header_len
 _PREFIX_LEN = _PREFIX.size  # 10
@@ -83,6 +91,193 @@ class Container:
     streams: dict[str, bytes]
 
 
+# --- the compact header (format version 2) -------------------------------------
+# Every JSON value as a tagged binary value: small ints in one byte, strings of a fixed dictionary
+# (keys and common values) in one byte, lowercase hex strings as their bytes. Fully specified, so the
+# bytes are the same on every machine; the dictionary is part of format version 2 and never changes.
+_DICTIONARY = (
+    # keys
+    "alpha", "bands", "bit_depth", "channels", "chunk", "chunks", "classes", "coded_channels", "count",
+    "dtype", "entropy", "first", "format", "format_version", "frames", "gain", "groups", "height", "kind",
+    "klt", "labels", "latent", "latent_shape", "latents", "length", "lengths", "modality", "mode", "name",
+    "preset", "preset_version", "quality", "sample_rate", "size", "source_format", "step", "storage",
+    "streams", "subtype", "transform", "weights_sha256", "width",
+    # values
+    "image", "audio", "multiband", "latent-shard", "grid", "none", "checkerboard", "L", "LA", "RGB", "RGBA",
+    "uint8", "uint16", "float32", "float64", "image-rgb-16x", "image-rgb-4x", "image-gray-16x",
+    "audio-mono-2x", "audio-stereo-5x", "audio-stereo-20x", "test-image", "test-audio", "array", "WAV",
+    "FLAC", "OGG", "MP3", "OPUS", "VORBIS", "PCM_16", "PCM_24", "PCM_32", "PCM_U8", "PCM_S8", "FLOAT",
+    "DOUBLE",
+)
+_WORD = {word: i for i, word in enumerate(_DICTIONARY)}
+_SMALL = 0x40  # tags 0x00..0x3F: the integers 0..63
+_UINT, _NEG, _FLOAT, _FALSE, _TRUE, _NULL, _STR, _LIST, _OBJECT, _HEX = range(0x40, 0x4A)
+_WORDS = 0x80  # tags 0x80..0xFF: _DICTIONARY[tag - 0x80]
+_MAX_DEPTH = 32
+_MAX_INT_BYTES = 40  # varints of up to 280 bits
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _varint(value: int, out: bytearray) -> None:
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return
+
+
+def _encode_value(value: Any, out: bytearray, depth: int = 0) -> None:
+    if depth > _MAX_DEPTH:
+        raise ValueError(f"header nested deeper than {_MAX_DEPTH}")
+    if value is None:
+        out.append(_NULL)
+    elif value is True or value is False:
+        out.append(_TRUE if value else _FALSE)
+    elif isinstance(value, int):
+        if value.bit_length() > 7 * _MAX_INT_BYTES - 8:
+            raise ValueError(f"header integer too large: {value.bit_length()} bits")
+        if 0 <= value < _SMALL:
+            out.append(value)
+        else:
+            out.append(_UINT if value >= 0 else _NEG)
+            _varint(value if value >= 0 else -value - 1, out)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"header floats must be finite, got {value}")
+        out.append(_FLOAT)
+        out += struct.pack("<d", value)
+    elif isinstance(value, str):
+        _encode_str(value, out)
+    elif isinstance(value, (list, tuple)):
+        out.append(_LIST)
+        _varint(len(value), out)
+        for item in value:
+            _encode_value(item, out, depth + 1)
+    elif isinstance(value, Mapping):
+        out.append(_OBJECT)
+        _varint(len(value), out)
+        for key in sorted(value):
+            if not isinstance(key, str):
+                raise TypeError(f"header keys must be str, got {key!r}")
+            _encode_str(key, out)
+            _encode_value(value[key], out, depth + 1)
+    else:
+        raise TypeError(f"header values must be JSON types, got {type(value).__name__}")
+
+
+def _encode_str(text: str, out: bytearray) -> None:
+    word = _WORD.get(text)
+    if word is not None:
+        out.append(_WORDS + word)
+    elif text and len(text) % 2 == 0 and set(text) <= _HEX_DIGITS:
+        out.append(_HEX)
+        _varint(len(text) // 2, out)
+        out += bytes.fromhex(text)
+    else:
+        raw = text.encode("utf-8")
+        out.append(_STR)
+        _varint(len(raw), out)
+        out += raw
+
+
+def _compact(header: dict) -> bytes:
+    out = bytearray()
+    _encode_value(header, out)
+    return bytes(out)
+
+
+class _Reader:
+    """Parses a compact header; every length is checked against the bytes left before anything is
+    allocated, so a crafted header costs at most its own size."""
+
+    def __init__(self, raw: memoryview) -> None:
+        self.raw, self.pos = raw, 0
+
+    def _take(self, n: int) -> memoryview:
+        if n > len(self.raw) - self.pos:
+            raise HeaderError(f"compact header truncated: a field needs {n} bytes at offset {self.pos}, "
+                              f"{len(self.raw) - self.pos} remain")
+        self.pos += n
+        return self.raw[self.pos - n : self.pos]
+
+    def varint(self) -> int:
+        value = shift = 0
+        for _ in range(_MAX_INT_BYTES):
+            byte = self._take(1)[0]
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+        raise HeaderError(f"compact header integer longer than {_MAX_INT_BYTES} bytes at offset {self.pos}")
+
+    def count(self, each: int = 1) -> int:
+        """A length of items of at least ``each`` bytes that must fit in the bytes left."""
+        n = self.varint()
+        if n * each > len(self.raw) - self.pos:
+            raise HeaderError(f"compact header declares {n} items at offset {self.pos} but only "
+                              f"{len(self.raw) - self.pos} bytes remain")
+        return n
+
+    def value(self, depth: int = 0) -> Any:
+        if depth > _MAX_DEPTH:
+            raise HeaderError(f"compact header nested deeper than {_MAX_DEPTH}")
+        tag = self._take(1)[0]
+        if tag < _SMALL:
+            return tag
+        if tag >= _WORDS:
+            if tag - _WORDS >= len(_DICTIONARY):
+                raise HeaderError(f"compact header names dictionary word {tag - _WORDS}, which does not exist")
+            return _DICTIONARY[tag - _WORDS]
+        if tag == _UINT:
+            return self.varint()
+        if tag == _NEG:
+            return -self.varint() - 1
+        if tag == _FLOAT:
+            (value,) = struct.unpack("<d", self._take(8))
+            if value != value or value in (float("inf"), float("-inf")):
+                raise HeaderError("compact header holds a non-finite float")
+            return value
+        if tag in (_FALSE, _TRUE, _NULL):
+            return {_FALSE: False, _TRUE: True, _NULL: None}[tag]
+        if tag == _STR:
+            try:
+                return bytes(self._take(self.count())).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise HeaderError(f"compact header string is not valid UTF-8: {exc.reason}") from None
+        if tag == _HEX:
+            n = self.count()
+            if n == 0:
+                raise HeaderError("compact header holds an empty hex string")
+            return bytes(self._take(n)).hex()
+        if tag == _LIST:
+            return [self.value(depth + 1) for _ in range(self.count())]
+        if tag == _OBJECT:
+            obj: dict = {}
+            for _ in range(self.count(2)):
+                key = self.value(depth + 1)
+                if not isinstance(key, str):
+                    raise HeaderError(f"compact header object key must be a string, found {key!r:.40}")
+                if key in obj:
+                    raise HeaderError(f"compact header has duplicate key {key!r:.40}")
+                obj[key] = self.value(depth + 1)
+            return obj
+        raise HeaderError(f"compact header has unknown tag {tag:#04x} at offset {self.pos - 1}")
+
+
+def _parse_compact(raw: memoryview) -> Any:
+    reader = _Reader(raw)
+    try:
+        value = reader.value()
+    except RecursionError:
+        raise HeaderError("compact header is nested too deeply") from None
+    if reader.pos != len(raw):
+        raise HeaderError(f"compact header has {len(raw) - reader.pos} trailing bytes")
+    return value
+
+
 # --- writing ----------------------------------------------------------------
 def _canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode(
@@ -90,13 +285,22 @@ def _canonical_json(obj: Any) -> bytes:
     )
 
 
-def pack(header: Mapping[str, Any], streams: Mapping[str, bytes], *, limits: Limits = DEFAULT_LIMITS) -> bytes:
+def pack(
+    header: Mapping[str, Any],
+    streams: Mapping[str, bytes],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    version: int = FORMAT_VERSION,
+) -> bytes:
     """Serialize ``header`` and ``streams`` (in the mapping's order) into container bytes.
 
     ``header`` must be JSON-serializable and must not contain the keys "streams" or
     "format_version", which this function sets. Programming errors (reserved keys, wrong
     types, NaN) raise ``ValueError``/``TypeError``; sizes over ``limits`` raise LimitError.
+    ``version``: 2 (the compact header) or 1 (JSON, as files before 0.3; for tests of old files).
     """
+    if version not in SUPPORTED_VERSIONS:
+        raise ValueError(f"version must be one of {SUPPORTED_VERSIONS}, got {version!r}")
     if not isinstance(header, Mapping):
         raise TypeError(f"header must be a mapping, got {type(header).__name__}")
     if not isinstance(streams, Mapping):
@@ -126,15 +330,15 @@ def pack(header: Mapping[str, Any], streams: Mapping[str, bytes], *, limits: Lim
         raise LimitError(f"payload too large: at most {limits.max_payload_bytes} bytes allowed, got {payload_len}")
 
     full_header = dict(header)
-    full_header["format_version"] = FORMAT_VERSION
+    full_header["format_version"] = version
     full_header["streams"] = table
-    header_bytes = _canonical_json(full_header)
+    header_bytes = _canonical_json(full_header) if version == 1 else _compact(full_header)
     if len(header_bytes) > limits.max_header_bytes:
         raise LimitError(
             f"header too large: at most {limits.max_header_bytes} bytes allowed, got {len(header_bytes)}"
         )
 
-    out = bytearray(_PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(header_bytes)))
+    out = bytearray(_PREFIX.pack(MAGIC, version, 0, len(header_bytes)))
     out += header_bytes
     for blob in blobs:
         out += blob
@@ -169,13 +373,17 @@ def _parse_json(raw: memoryview) -> Any:
         raise HeaderError(f"header is not valid JSON: {exc}") from None
 
 
-def _stream_table(header: Any, limits: Limits) -> list[tuple[str, int]]:
+def _parse_header(raw: memoryview, version: int) -> Any:
+    return _parse_json(raw) if version == 1 else _parse_compact(raw)
+
+
+def _stream_table(header: Any, limits: Limits, version: int) -> list[tuple[str, int]]:
     """Validate the header object and its "streams" table; return [(name, length), ...]."""
     if not isinstance(header, dict):
-        raise HeaderError(f"header must be a JSON object, found {type(header).__name__}")
-    version = header.get("format_version")
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise HeaderError(f"header format_version must be {FORMAT_VERSION} (as in the prefix), found {version!r}")
+        raise HeaderError(f"header must be an object, found {type(header).__name__}")
+    stored = header.get("format_version")
+    if type(stored) is not int or stored != version:
+        raise HeaderError(f"header format_version must be {version} (as in the prefix), found {stored!r:.40}")
     if "streams" not in header:
         raise HeaderError("header has no 'streams' list")
     entries = header["streams"]
@@ -207,10 +415,10 @@ def _stream_table(header: Any, limits: Limits) -> list[tuple[str, int]]:
     return table
 
 
-def _declared_payload(raw_header: memoryview, limits: Limits) -> int | None:
+def _declared_payload(raw_header: memoryview, limits: Limits, version: int) -> int | None:
     """Best-effort sum of declared stream lengths of a possibly corrupt header, or None."""
     try:
-        return sum(length for _, length in _stream_table(_parse_json(raw_header), limits))
+        return sum(length for _, length in _stream_table(_parse_header(raw_header, version), limits, version))
     except (HeaderError, LimitError):
         return None
 
@@ -251,7 +459,7 @@ def _check(
     (stored_crc,) = _CRC.unpack_from(view, size - _CRC_LEN)
     actual_crc = zlib.crc32(view[: size - _CRC_LEN])
     if stored_crc != actual_crc:
-        declared = _declared_payload(raw_header, limits)
+        declared = _declared_payload(raw_header, limits, version)
         if declared is not None:
             expected = _PREFIX_LEN + header_len + declared + _CRC_LEN
             if size < expected:
@@ -260,8 +468,8 @@ def _check(
                 )
         raise ChecksumError(f"CRC32 mismatch: file stores {stored_crc:#010x}, contents give {actual_crc:#010x}")
 
-    header = _parse_json(raw_header)
-    table = _stream_table(header, limits)
+    header = _parse_header(raw_header, version)
+    table = _stream_table(header, limits, version)
     expected = _PREFIX_LEN + header_len + sum(length for _, length in table) + _CRC_LEN
     if size < expected:
         raise TruncatedError(f"truncated: header declares {expected} bytes in total but the data has {size}")

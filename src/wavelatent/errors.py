@@ -28,7 +28,7 @@ class ChecksumError(ContainerError):
 
 
 class HeaderError(ContainerError):
-    """The JSON header is malformed or has missing/invalid fields."""
+    """The file header (compact or JSON) is malformed or has missing/invalid fields."""
 
 
 class LimitError(ContainerError):
