@@ -461,7 +461,7 @@ class _Batch(Lattices):
 
 @dataclass(frozen=True)
 class _PassWeights:
-    """One pass's weights arranged for the decoder (float64, exact integers): rows ``(mu, sigma)``."""
+    """One pass's weights of :func:`predict` and :func:`scale`, arranged for :func:`decode_many` (float64, exact integers)."""
 
     mu_nb: np.ndarray  # [C, 1, O]: own q at the offsets
     sigma_nb: np.ndarray  # [C, 1, O + near]: own |r| at the offsets, near-ring spread
@@ -533,8 +533,9 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
     any stream is bad (decode them one by one to learn which).
 
     The integers of :func:`pass_features`, :func:`predict` and :func:`scale`, arranged as in
-    :func:`residuals`: a pass's neighbour terms by one batched matrix product, then per channel the
-    channels before it at the position by one more (exact in any summation order, as there)."""
+    :func:`residuals`: a pass's neighbour terms by batched matrix products, then per channel the
+    terms of the channels before it at the position by matrix-vector products (exact in any
+    summation order, as there)."""
     import math
 
     C, Q = t.check()
@@ -558,8 +559,9 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         ans = constriction_module().stream.stack.AnsCoder
         coders = [ans(np.frombuffer(d, dtype="<u4").astype(np.uint32)) for d in datas]
         shifts = np.stack([c.decode(_shift_model(), C) for c in coders]).astype(np.int64)  # [S, C], less SHIFTS[0]
-        lut = _shifted_bucket_lut()
-        top = lut.shape[1] - 1
+        table = _shifted_bucket_lut()
+        top = table.shape[1] - 1
+        rows = [table[d] for d in shifts[0]] if S == 1 else []  # channel k's buckets of sigma: rows[k][sigma]
         decoders = [c.decode for c in coders]
         absr = np.abs(np.arange(4 * Q + 1, dtype=np.float64) - 2 * Q)  # |r| by residual index
         most = max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims))
@@ -594,9 +596,9 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
                 q[...] = w.mu_base
                 absqr[:, 0] = w.sigma_base
             if S == 1:
-                luts, sample_key = [lut[d] for d in shifts[0]], None
-            else:  # one flat table; each latent's shifted buckets start at (shift - SHIFTS[0]) * (top + 1)
-                luts, at_k = [lut.ravel()] * C, np.repeat(shifts.T * (top + 1), n // S, axis=1)
+                sample_key = None
+            else:  # each latent's shifted buckets start at (shift - SHIFTS[0]) * (top + 1) in the flat table
+                at_k = np.repeat(shifts.T * (top + 1), n // S, axis=1)
                 sample_key = np.repeat(np.arange(S, dtype=np.int16 if S * BUCKETS < 1 << 15 else np.int32) * BUCKETS,
                                        n // S)
             for k in range(C):
@@ -604,10 +606,11 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
                 mu *= 1 / 256
                 _clamp(np.floor(mu, out=mu), -3 * Q, -Q)
                 sigma = w.sigma_ch[k, : 2 * k + 1] @ absqr[: k + 1].reshape(2 * k + 2, n)[: 2 * k + 1]
-                sigma = np.minimum(sigma, top, out=sigma).astype(np.intp)
-                if S > 1:
-                    sigma += at_k[k]
-                r = _decode_step(decoders, models, luts[k].take(sigma), sample_key)
+                if S == 1:  # sigma >= 0: clipping the index is min(sigma, top)
+                    b = rows[k].take(sigma.astype(np.intp), mode="clip")
+                else:
+                    b = table.ravel().take(np.minimum(sigma, top, out=sigma).astype(np.intp) + at_k[k])
+                r = _decode_step(decoders, models, b, sample_key)
                 np.add(mu, r, out=q[k])
                 np.abs(q[k], out=absqr[k, 0])
                 absr.take(r, out=absqr[k, 1])
