@@ -439,24 +439,25 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
 
 
 class _Batch(Lattices):
-    """The lattices of ``S`` latents ``[C, S, *padded]`` (float64, exact integers: copied into the
-    float64 feature block as they are): a pass's positions are those of every latent, sample-major,
-    so the per-position arithmetic of :func:`decode` applies unchanged."""
+    """The lattices of ``S`` latents ``[C, *padded, S]`` (float64, exact integers: copied into the
+    float64 feature block as they are): a pass's positions are those of every latent, the latents
+    side by side (innermost: contiguous runs however small the latents), so the per-position
+    arithmetic of :func:`decode` applies unchanged."""
 
     def __init__(self, C: int, S: int, shape: tuple[int, ...], dims: int) -> None:
         super().__init__(C, shape, dims)
         self.S = S
-        self.q = np.zeros((C, S, *self.q.shape[1:]))
+        self.q = np.zeros((*self.q.shape, S))
         self.r = np.zeros_like(self.q)
 
     def interior(self) -> tuple[slice, ...]:
-        return (slice(None),) + super().interior()
+        return super().interior() + (slice(None),)
 
     def index(self, p: Pass, offset: tuple[int, ...] | None = None) -> tuple[slice, ...]:
-        return (slice(None),) + super().index(p, offset)
+        return super().index(p, offset) + (slice(None),)
 
     def counts(self, p: Pass) -> tuple[int, ...]:
-        return (self.S,) + super().counts(p)
+        return super().counts(p) + (self.S,)
 
 
 @dataclass(frozen=True)
@@ -503,10 +504,10 @@ def _shifted_bucket_lut() -> np.ndarray:
 
 
 def _decode_step(coders: list, models: list, b: np.ndarray, sample_key: np.ndarray | None) -> np.ndarray:
-    """One step's residual indices (int32) from buckets ``b [S * n]`` (sample-major): each latent's
-    groups in ascending buckets from its own coder (``coders``: their ``decode`` methods), positions
-    in order within a group.
-    ``sample_key``: ``s * BUCKETS`` at each position, None for one latent."""
+    """One step's residual indices (int32) from buckets ``b [n * S]`` (the latents innermost): each
+    latent's groups in ascending buckets from its own coder (``coders``: their ``decode`` methods),
+    positions in order within a group. ``sample_key``: ``s * BUCKETS`` at each position, None for
+    one latent."""
     if sample_key is None:
         decode = coders[0]
         key = b
@@ -598,9 +599,9 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
             if S == 1:
                 sample_key = None
             else:  # each latent's shifted buckets start at (shift - SHIFTS[0]) * (top + 1) in the flat table
-                at_k = np.repeat(shifts.T * (top + 1), n // S, axis=1)
-                sample_key = np.repeat(np.arange(S, dtype=np.int16 if S * BUCKETS < 1 << 15 else np.int32) * BUCKETS,
-                                       n // S)
+                at_k = np.tile(shifts.T * (top + 1), (1, n // S))
+                sample_key = np.tile(np.arange(S, dtype=np.int16 if S * BUCKETS < 1 << 15 else np.int32) * BUCKETS,
+                                     n // S)
             for k in range(C):
                 mu = w.mu_ch[k, : k + 1] @ q[: k + 1]  # floor((raw + 128) / 256) - 2Q, clipped
                 mu *= 1 / 256
@@ -622,4 +623,4 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
             lat.r[idx] = absqr[:, 1].reshape(C, *counts)
         for c in coders:
             require_empty(c, "the symbols")
-    return np.ascontiguousarray(lat.q[lat.interior()].swapaxes(0, 1), dtype=np.int32)
+    return np.ascontiguousarray(np.moveaxis(lat.q[lat.interior()], -1, 0), dtype=np.int32)
