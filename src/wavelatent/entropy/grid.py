@@ -462,7 +462,8 @@ class _Batch(Lattices):
 
 @dataclass(frozen=True)
 class _PassWeights:
-    """One pass's weights of :func:`predict` and :func:`scale`, arranged for :func:`decode_many` (float64, exact integers)."""
+    """One pass's weights of :func:`predict` and :func:`scale` arranged for :func:`decode_many`
+    (float64, exact integers)."""
 
     mu_nb: np.ndarray  # [C, 1, O]: own q at the offsets
     sigma_nb: np.ndarray  # [C, 1, O + near]: own |r| at the offsets, near-ring spread
