@@ -130,6 +130,30 @@ def test_decode_many_equals_one_by_one(tables2d, tables1d, shape):
     assert grid.decode_many([], tables2d, shape).shape == (0, 4, *shape)
 
 
+def test_decode_many_of_very_many_tiny_latents(tables2d):
+    """Over 819 latents: each (latent, bucket) group keyed past int16; every latent still decodes to
+    its own symbols."""
+    rng = np.random.default_rng(13)
+    qs = [_symbols(rng, 4, (2, 3), 20, smooth=False) for _ in range(830)]
+    got = grid.decode_many([grid.encode(q, tables2d) for q in qs], tables2d, (2, 3))
+    assert np.array_equal(got, np.stack(qs))
+
+
+def test_corrupt_streams_that_decode_out_of_range_symbols_raise(tables2d):
+    """The range check runs once per pass: a symbol out of range anywhere in it still raises."""
+    rng = np.random.default_rng(14)
+    data = grid.encode(_symbols(rng, 4, (16, 16), 20), tables2d)
+    out_of_range = 0
+    for _ in range(200):
+        bad = bytearray(data)
+        bad[int(rng.integers(len(bad)))] ^= int(rng.integers(1, 256))
+        try:
+            grid.decode(bytes(bad), tables2d, (16, 16))
+        except EntropyCodingError as exc:
+            out_of_range += "out of range" in str(exc)
+    assert out_of_range
+
+
 def test_decode_many_refuses_a_bad_stream_among_good_ones(tables2d):
     rng = np.random.default_rng(12)
     datas = [grid.encode(_symbols(rng, 4, (12, 12), 20), tables2d) for _ in range(4)]

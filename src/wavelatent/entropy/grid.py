@@ -422,26 +422,11 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
     return coder.get_compressed().astype("<u4").tobytes()
 
 
+@lru_cache(maxsize=None)
 def _shift_model():
     """Uniform over the shifts (an exact integer table)."""
     n = SHIFTS[1] - SHIFTS[0] + 1
     return categorical_models(np.full((1, n), (1 << PRECISION) // n, dtype=np.int64), PRECISION)[0]
-
-
-def _decode_groups(coder, models: list, b: np.ndarray) -> np.ndarray:
-    """Decode one step's residual indices, bucket by bucket (ascending), ``b`` the bucket of each position."""
-    counts = np.bincount(b, minlength=BUCKETS)
-    used = np.flatnonzero(counts)
-    if len(used) == 1:
-        return coder.decode(models[int(used[0])], len(b))
-    order = np.argsort(b, kind="stable")
-    out = np.empty(len(b), dtype=np.int32)
-    start = 0
-    for j in used.tolist():
-        n = int(counts[j])
-        out[order[start : start + n]] = coder.decode(models[j], n)
-        start += n
-    return out
 
 
 def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: int = MAX_SYMBOLS) -> np.ndarray:
@@ -454,39 +439,92 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
 
 
 class _Batch(Lattices):
-    """The lattices of ``S`` latents ``[C, S, *padded]``: a pass's positions are those of every
-    latent, sample-major, so the per-position arithmetic of :func:`decode` applies unchanged."""
+    """The lattices of ``S`` latents ``[C, *padded, S]`` (float64, exact integers: copied into the
+    float64 feature block as they are): a pass's positions are those of every latent, the latents
+    side by side (innermost: contiguous runs however small the latents), so the per-position
+    arithmetic of :func:`decode` applies unchanged."""
 
     def __init__(self, C: int, S: int, shape: tuple[int, ...], dims: int) -> None:
         super().__init__(C, shape, dims)
         self.S = S
-        self.q = np.zeros((C, S, *self.q.shape[1:]), dtype=np.int32)
+        self.q = np.zeros((*self.q.shape, S))
         self.r = np.zeros_like(self.q)
 
     def interior(self) -> tuple[slice, ...]:
-        return (slice(None),) + super().interior()
+        return super().interior() + (slice(None),)
 
     def index(self, p: Pass, offset: tuple[int, ...] | None = None) -> tuple[slice, ...]:
-        return (slice(None),) + super().index(p, offset)
+        return super().index(p, offset) + (slice(None),)
 
     def counts(self, p: Pass) -> tuple[int, ...]:
-        return (self.S,) + super().counts(p)
+        return super().counts(p) + (self.S,)
 
 
-def _decode_batch_groups(coders: list, models: list, b: np.ndarray, S: int) -> np.ndarray:
-    """:func:`_decode_groups` for ``S`` latents at once: ``b [S * n]`` sample-major, each latent's
-    groups (ascending buckets) from its own coder."""
-    if S == 1:
-        return _decode_groups(coders[0], models, b)
-    n = len(b) // S
-    key = np.repeat(np.arange(S, dtype=np.int64) * BUCKETS, n) + b
-    counts = np.bincount(key, minlength=S * BUCKETS)
-    used = np.flatnonzero(counts)
-    order = np.argsort(key, kind="stable")
-    parts = [coders[s].decode(models[j], c)
-             for s, j, c in zip((used // BUCKETS).tolist(), (used % BUCKETS).tolist(), counts[used].tolist())]
+@dataclass(frozen=True)
+class _PassWeights:
+    """One pass's weights of :func:`predict` and :func:`scale` arranged for :func:`decode_many`
+    (float64, exact integers)."""
+
+    mu_nb: np.ndarray  # [C, 1, O]: own q at the offsets
+    sigma_nb: np.ndarray  # [C, 1, O + near]: own |r| at the offsets, near-ring spread
+    rsum: np.ndarray  # [C, 1]: all channels' |r| summed at the offsets
+    mu_base: np.ndarray  # [C, 1]: the rounding less 2Q * 256 (so mu comes out less 2Q)
+    sigma_base: np.ndarray  # [C, 1]: the constant
+    mu_ch: np.ndarray  # [C, C]: channel j's q at the position; 1 at j = k (see decode_many)
+    sigma_ch: np.ndarray  # [C, 2C]: channel j's |q|, |r| at the position (columns 2j, 2j + 1); 1 at 2k
+
+
+def _pass_weights(t: GridTables) -> list[_PassWeights]:
+    """Per pass, the weights of :func:`predict` and :func:`scale` for :func:`decode_many` (built once)."""
+    if "decoder" not in t._cache:
+        C, Q = t.check()
+        dims = t.dims
+        near_max, off_max = max_near(dims), max_offsets(dims)
+        mu_f, sigma_f = t.float_weights()
+        out = []
+        for i, p in enumerate(passes(dims)):
+            O, near = len(p.offsets), p.near
+            mw, sw = mu_f[i], sigma_f[i]
+            mu_nb = np.ascontiguousarray(mw[:, None, :O])
+            sigma_nb = np.concatenate([sw[:, 1 + near_max : 1 + near_max + O], sw[:, 1 : 1 + near]], axis=1)[:, None]
+            # channel k's weight on its own q and |q| is 0 (checked): 1 there adds the sums parked in those slots
+            mu_ch = mw[:, -C:] + np.eye(C)
+            sigma_ch = np.stack([sw[:, -2 * C : -C] + np.eye(C), sw[:, -C:]], axis=2).reshape(C, 2 * C)
+            out.append(_PassWeights(mu_nb, sigma_nb, sw[:, 1 + near_max + off_max, None].copy(),
+                                    np.full((C, 1), 128.0 - 512 * Q), sw[:, :1].copy(), mu_ch, sigma_ch))
+        t._cache["decoder"] = out
+    return t._cache["decoder"]
+
+
+@lru_cache(maxsize=None)
+def _shifted_bucket_lut() -> np.ndarray:
+    """:func:`buckets` of every ``sigma`` up to the last threshold, for every shift: int8
+    ``[shift - SHIFTS[0], sigma]``."""
+    shifts = np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None]
+    return np.clip(_BUCKET_LUT[None, :] + shifts, 0, BUCKETS - 1).astype(np.int8)
+
+
+def _decode_step(coders: list, models: list, b: np.ndarray, sample_key: np.ndarray | None) -> np.ndarray:
+    """One step's residual indices (int32) from buckets ``b [n * S]`` (the latents innermost): each
+    latent's groups in ascending buckets from its own coder (``coders``: their ``decode`` methods),
+    positions in order within a group. ``sample_key``: ``s * BUCKETS`` at each position, None for
+    one latent."""
+    if sample_key is None:
+        decode = coders[0]
+        key = b
+        counts = np.bincount(b, minlength=BUCKETS)
+        used = counts.nonzero()[0]
+        if len(used) == 1:
+            return decode(models[int(used[0])], len(b))
+        parts = [decode(models[j], c) for j, c in zip(used.tolist(), counts[used].tolist())]
+    else:
+        key = sample_key + b
+        counts = np.bincount(key, minlength=len(coders) * BUCKETS)
+        used = counts.nonzero()[0]
+        parts = [coders[s](models[j], c)
+                 for s, j, c in zip((used // BUCKETS).tolist(), (used % BUCKETS).tolist(), counts[used].tolist())]
     out = np.empty(len(b), dtype=np.int32)
-    out[order] = np.concatenate(parts)
+    out[np.argsort(key, kind="stable")] = np.concatenate(parts)  # a radix sort: int8 / int16 keys
     return out
 
 
@@ -494,7 +532,12 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
     """Decode every stream in ``datas`` (latents of one ``shape``): int32 ``[S, C, *shape]``, the
     symbols :func:`encode` coded, each latent from its own rANS stream; batched over the latents, so
     many small latents decode several times faster than one by one. Raises EntropyCodingError when
-    any stream is bad (decode them one by one to learn which)."""
+    any stream is bad (decode them one by one to learn which).
+
+    The integers of :func:`pass_features`, :func:`predict` and :func:`scale`, arranged as in
+    :func:`residuals`: a pass's neighbour terms by batched matrix products, then per channel the
+    terms of the channels before it at the position by matrix-vector products (exact in any
+    summation order, as there)."""
     import math
 
     C, Q = t.check()
@@ -511,44 +554,74 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         if any(len(d) for d in datas):
             raise EntropyCodingError(f"expected no rANS data for {C} x {shape} symbols, found some")
         return np.zeros((S, C, *shape), dtype=np.int32)
-    near_max, off_max = max_near(dims), max_offsets(dims)
     with decoding_errors():
         lat = _Batch(C, S, shape, dims)
+        weights = _pass_weights(t)
         models = t.models()
         ans = constriction_module().stream.stack.AnsCoder
         coders = [ans(np.frombuffer(d, dtype="<u4").astype(np.uint32)) for d in datas]
-        shifts = np.stack([c.decode(_shift_model(), C) for c in coders]).astype(np.int64) + SHIFTS[0]  # [S, C]
-        for i, p in enumerate(passes(dims)):
-            n = int(np.prod(lat.counts(p)))
+        shifts = np.stack([c.decode(_shift_model(), C) for c in coders]).astype(np.int64)  # [S, C], less SHIFTS[0]
+        table = _shifted_bucket_lut()
+        top = table.shape[1] - 1
+        rows = [table[d] for d in shifts[0]] if S == 1 else []  # channel k's buckets of sigma: rows[k][sigma]
+        decoders = [c.decode for c in coders]
+        absr = np.abs(np.arange(4 * Q + 1, dtype=np.float64) - 2 * Q)  # |r| by residual index
+        most = max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims))
+        block = np.empty(C * most)  # one buffer for every pass's features: its pages are touched once
+        for p, w in zip(passes(dims), weights):
+            counts = lat.counts(p)
+            n = int(np.prod(counts))
             if n == 0:
                 continue
-            idx = lat.index(p)
-            view_shape = lat.q[idx].shape[1:]
-            nb, spread, rr, rsum = pass_features(lat, p)
-            zero = np.zeros((C, n))
-            mu_acc = predict_raw(t.mu[i], nb, zero)
-            sigma_acc = scale(t.sigma[i], spread, rr, rsum, zero, zero, near_max, off_max).astype(np.float64)
-            w_ch = t.mu[i][:, -C:].astype(np.float64)
-            v_q = t.sigma[i][:, -2 * C : -C].astype(np.float64)
-            v_r = t.sigma[i][:, -C:].astype(np.float64)
-            cur = np.empty((C, n))
-            absr = np.empty((C, n))
+            O, near = len(p.offsets), p.near
+            # per channel the decoded q, |q| and |r|; until a channel is decoded, its q and |q| slots
+            # hold the sums of its mu and sigma terms that do not come from the channels before it
+            q = np.empty((C, n))
+            absqr = np.empty((C, 2, n))
+            if O:
+                feats = block[: C * (2 * O + near) * n].reshape(C, 2 * O + near, n)
+                view = feats.reshape(C, 2 * O + near, *counts)
+                for j, o in enumerate(p.offsets):
+                    at = lat.index(p, o)
+                    np.copyto(view[:, j], lat.q[at])
+                    np.copyto(view[:, O + j], lat.r[at])
+                spread = feats[:, 2 * O :]  # |near * x_i - sum_j x_j| over the near ring
+                np.multiply(feats[:, :near], near, out=spread)
+                spread -= feats[:, :near].sum(1, keepdims=True)
+                np.abs(spread, out=spread)
+                np.matmul(w.mu_nb, feats[:, :O], out=q[:, None])
+                np.matmul(w.sigma_nb, feats[:, O:], out=absqr[:, :1])
+                absqr[:, 0] += w.rsum * feats[:, O : 2 * O].sum((0, 1))
+                q += w.mu_base
+                absqr[:, 0] += w.sigma_base
+            else:
+                q[...] = w.mu_base
+                absqr[:, 0] = w.sigma_base
+            if S == 1:
+                sample_key = None
+            else:  # each latent's shifted buckets start at (shift - SHIFTS[0]) * (top + 1) in the flat table
+                at_k = np.tile(shifts.T * (top + 1), (1, n // S))
+                sample_key = np.tile(np.arange(S, dtype=np.int16 if S * BUCKETS < 1 << 15 else np.int32) * BUCKETS,
+                                     n // S)
             for k in range(C):
-                mu = _clamp((mu_acc[k].astype(np.int64) + 128) >> 8, -Q, Q)
-                b = _clamp(unshifted_buckets(sigma_acc[k].astype(np.int64)) + np.repeat(shifts[:, k], n // S), 0,
-                           BUCKETS - 1)
-                r = _decode_batch_groups(coders, models, b, S).astype(np.int64) - 2 * Q
-                q_k = mu + r
-                if q_k.min() < -Q or q_k.max() > Q:
-                    raise EntropyCodingError("rANS data does not match: a decoded symbol is out of range")
-                cur[k] = q_k
-                absr[k] = np.abs(r)
-                if k + 1 < C:
-                    later = slice(k + 1, C)
-                    mu_acc[later] += w_ch[later, k, None] * cur[k]
-                    sigma_acc[later] += v_q[later, k, None] * np.abs(cur[k]) + v_r[later, k, None] * absr[k]
-            lat.q[idx] = cur.reshape(C, *view_shape)
-            lat.r[idx] = absr.reshape(C, *view_shape)
+                mu = w.mu_ch[k, : k + 1] @ q[: k + 1]  # floor((raw + 128) / 256) - 2Q, clipped
+                mu *= 1 / 256
+                _clamp(np.floor(mu, out=mu), -3 * Q, -Q)
+                sigma = w.sigma_ch[k, : 2 * k + 1] @ absqr[: k + 1].reshape(2 * k + 2, n)[: 2 * k + 1]
+                if S == 1:  # sigma >= 0: clipping the index is min(sigma, top)
+                    b = rows[k].take(sigma.astype(np.intp), mode="clip")
+                else:
+                    b = table.ravel().take(np.minimum(sigma, top, out=sigma).astype(np.intp) + at_k[k])
+                r = _decode_step(decoders, models, b, sample_key)
+                np.add(mu, r, out=q[k])
+                np.abs(q[k], out=absqr[k, 0])
+                absr.take(r, out=absqr[k, 1])
+            # out-of-range symbols only make later sums of the pass garbage (still bounded): checked once
+            if absqr[:, 0].max() > Q:
+                raise EntropyCodingError("rANS data does not match: a decoded symbol is out of range")
+            idx = lat.index(p)
+            lat.q[idx] = q.reshape(C, *counts)
+            lat.r[idx] = absqr[:, 1].reshape(C, *counts)
         for c in coders:
             require_empty(c, "the symbols")
-    return np.ascontiguousarray(lat.q[lat.interior()].swapaxes(0, 1)).astype(np.int32)
+    return np.ascontiguousarray(np.moveaxis(lat.q[lat.interior()], -1, 0), dtype=np.int32)
