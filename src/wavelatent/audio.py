@@ -142,13 +142,16 @@ class _Extended:
 
     def get(self, a: int, b: int) -> np.ndarray:
         n = self.frames
-        idx = np.mod(np.arange(a, b), 2 * n)
-        idx = np.where(idx >= n, 2 * n - 1 - idx, idx)
-        lo, hi = int(idx.min()), int(idx.max()) + 1
+        if 0 <= a < b <= n:  # inside the signal (every chunk but the first and last): a plain slice
+            lo, hi, idx = a, b, None
+        else:
+            idx = np.mod(np.arange(a, b), 2 * n)
+            idx = np.where(idx >= n, 2 * n - 1 - idx, idx)
+            lo, hi = int(idx.min()), int(idx.max()) + 1
         self._fill(hi)
         if lo < self._start:  # pragma: no cover - the geometry keeps enough
             raise RuntimeError(f"audio frame {lo} was dropped (kept from {self._start})")
-        out = self._buf[idx - self._start]
+        out = self._buf[lo - self._start : hi - self._start] if idx is None else self._buf[idx - self._start]
         cut = min(lo, a) - self.keep - self._start
         if cut > BLOCK_FRAMES:
             self._buf = self._buf[cut:]
