@@ -414,3 +414,20 @@ def test_shipped_audio_quality(preset):
         assert got["snr"] == pytest.approx(want["snr"], abs=0.05), (preset, got)
         assert got["bytes"] == pytest.approx(want["bytes"], rel=0.01), (preset, got)
     assert max(scores) - scores[0] > 0.5
+
+
+def test_extended_reader_matches_the_reflection_formula():
+    """Chunks read as a slice inside the signal plus reflected indices beyond its ends: the same frames
+    as indexing every position by the symmetric extension, for short signals and ranges past both ends."""
+    from wavelatent.audio import _Extended
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 50))
+        x = rng.standard_normal((n, 2)).astype(np.float32)
+        a = int(rng.integers(-120, 120))
+        b = a + int(rng.integers(1, 150))
+        idx = np.mod(np.arange(a, b), 2 * n)
+        idx = np.where(idx >= n, 2 * n - 1 - idx, idx)
+        blocks = [x[i : i + 7] for i in range(0, n, 7)]  # arriving block by block
+        assert np.array_equal(_Extended(blocks, n, keep=1 << 20).get(a, b), x[idx]), (n, a, b)

@@ -140,18 +140,28 @@ class _Extended:
         if len(parts) > 1 or self._buf is None:
             self._buf = np.concatenate(parts, axis=0)
 
+    def _reflected(self, a: int, b: int) -> np.ndarray:
+        """Frame indices of extended positions ``a .. b - 1``."""
+        n = self.frames
+        idx = np.mod(np.arange(a, b), 2 * n)
+        return np.where(idx >= n, 2 * n - 1 - idx, idx)
+
     def get(self, a: int, b: int) -> np.ndarray:
         n = self.frames
-        if 0 <= a < b <= n:  # inside the signal (every chunk but the first and last): a plain slice
-            lo, hi, idx = a, b, None
-        else:
-            idx = np.mod(np.arange(a, b), 2 * n)
-            idx = np.where(idx >= n, 2 * n - 1 - idx, idx)
-            lo, hi = int(idx.min()), int(idx.max()) + 1
+        # the part inside the signal is a slice; only the positions beyond its ends need an index
+        m0 = min(max(a, 0), b)
+        m1 = max(min(b, n), m0)
+        left, right = self._reflected(a, m0), self._reflected(m1, b)
+        ends = [int(v) for part in (left, right) if len(part) for v in (part.min(), part.max())]
+        lo, hi = min([m0] * (m1 > m0) + ends), max([m1] * (m1 > m0) + [e + 1 for e in ends])
         self._fill(hi)
         if lo < self._start:  # pragma: no cover - the geometry keeps enough
             raise RuntimeError(f"audio frame {lo} was dropped (kept from {self._start})")
-        out = self._buf[lo - self._start : hi - self._start] if idx is None else self._buf[idx - self._start]
+        middle = self._buf[m0 - self._start : m1 - self._start]
+        if not len(left) and not len(right):
+            out = middle
+        else:
+            out = np.concatenate([self._buf[left - self._start], middle, self._buf[right - self._start]], axis=0)
         cut = min(lo, a) - self.keep - self._start
         if cut > BLOCK_FRAMES:
             self._buf = self._buf[cut:]
