@@ -224,6 +224,20 @@ def test_audio_end_to_end(tmp_path):
     assert set(r.correlation) == {"snr", "lsd", "feature_distance", "kbps"}
 
 
+def test_default_audio_baselines_code_a_clip():
+    """The lossy baselines of the audio task sweep compression levels in [0, 1] and each point codes a
+    0.5 s clip (they were handed the music evaluation's target kbps as levels and failed every item)."""
+    from wavelatent.evaluate.mpq import Item, _code_audio, default_audio_codecs
+
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal((4000, 1))).astype(np.float32)
+    for codec in default_audio_codecs(presets=[], baselines=["opus", "vorbis", "mp3"]):
+        points = codec.points()
+        assert points and all(0 <= p <= 1 for p in points), (codec.name, points)
+        y, n, m = _code_audio(codec, Item("clip", 0, clip, 8000), points[0])
+        assert y.shape == clip.shape and n > 0 and m["kbps"] > 0, codec.name
+
+
 def test_align_short_clips():
     """evaluate.audio.align on clips shorter than its search window (was an IndexError)."""
     from wavelatent.evaluate.audio import align

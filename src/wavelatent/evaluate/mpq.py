@@ -237,7 +237,8 @@ def default_audio_codecs(presets: list[str] | None = None, baselines: list[str] 
 
     out: list = [WavelatentAudioCodec(p) for p in (["audio-mono-2x"] if presets is None else presets)]
     names = ["flac", "opus", "vorbis", "mp3", "resample"] if baselines is None else list(baselines)
-    out += make_baselines([b for b in names if b != "resample"])
+    # levels, not target kbps: a sweep from severe to transparent on clips too short to aim at a rate
+    out += make_baselines([b for b in names if b != "resample"], targets=False)
     if "resample" in names:
         out.append(ResampleAudioCodec())
     return out
