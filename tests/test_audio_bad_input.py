@@ -79,7 +79,8 @@ def test_64_channels_through_files(tmp_path, codec):
 
 def test_one_position_chunks_decode_in_few_steps(codec):
     """A file whose chunk table cuts the latents into one-position chunks (every chunk a valid stream)
-    decodes correctly, and the decoder still runs in steps of the default chunk, not per position."""
+    decodes correctly, the decoder still runs in steps of the default chunk, not per position, and
+    the chunks are entropy-decoded in batches."""
     geo = geometry(codec)
     data = compress_audio(np.zeros((64, 2), np.float32), 8000, codec)
     h = {k: v for k, v in container.read_header(data).items() if k not in ("streams", "format_version")}
@@ -89,14 +90,26 @@ def test_one_position_chunks_decode_in_few_steps(codec):
         np.zeros((codec.config.latent_channels, 1), np.int32))
     crafted = container.pack({**h, "frames": frames, "chunk": 1},
                              {"latent": blob * P, "chunks": np.full(P, len(blob), "<u4").tobytes()})
-    calls = []
+    calls, entropy_calls = [], []
     handle = codec.decoder.register_forward_hook(lambda *a: calls.append(1))
+    many, one = LatentCoder.decompress_many, LatentCoder.decompress
+
+    def count(f):
+        def wrapped(self, *a, **k):
+            entropy_calls.append(f.__name__)
+            return f(self, *a, **k)
+        return wrapped
+
+    LatentCoder.decompress_many, LatentCoder.decompress = count(many), count(one)
     try:
         y, _ = decompress_audio(crafted, codec, noise_fill=False)
     finally:
         handle.remove()
+        LatentCoder.decompress_many, LatentCoder.decompress = many, one
     assert y.shape == (frames, 2) and np.isfinite(y).all()
     assert len(calls) == 1
+    # the chunks are entropy-decoded together, not one decoding per position
+    assert entropy_calls.count("decompress_many") <= 2 and len(entropy_calls) <= 4 < P, entropy_calls[:8]
 
 
 def test_writer_refuses_more_than_announced(tmp_path):

@@ -397,19 +397,27 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None, noise_fill: b
     cache: dict[int, torch.Tensor] = {}
     device = next(model.parameters()).device
 
-    def chunk(i: int) -> torch.Tensor:
-        if i not in cache:
-            n = min(T, P - i * T)
-            blob = latent[lay.offsets[i] : lay.offsets[i + 1]]
-            sym = coder.decompress(blob, (G * n,))
-            cache[i] = torch.from_numpy(sym).view(K, G, n).transpose(0, 1)
-        return cache[i]
+    def decode_chunks(indices: list[int]) -> None:
+        """Entropy-decode chunks into the cache: the whole-length ones together (a file cut into many
+        short chunks costs a few batched steps, not one decoding per chunk), a short last one alone."""
+        full = [i for i in indices if i not in cache and (i + 1) * T <= P]
+        for start in range(0, len(full), 4096):  # bounded batches
+            batch = full[start : start + 4096]
+            syms = coder.decompress_many([latent[lay.offsets[i] : lay.offsets[i + 1]] for i in batch], (G * T,))
+            for i, sym in zip(batch, syms):
+                cache[i] = torch.from_numpy(sym).view(K, G, T).transpose(0, 1)
+        for i in indices:
+            if i not in cache:
+                n = P - i * T
+                sym = coder.decompress(latent[lay.offsets[i] : lay.offsets[i + 1]], (G * n,))
+                cache[i] = torch.from_numpy(sym).view(K, G, n).transpose(0, 1)
 
     def latents(lo: int, hi: int) -> torch.Tensor:  # latent indices (position + E), [G, K, hi - lo]
         first, last = lo // T, (hi - 1) // T
         for i in [i for i in cache if i < first]:
             del cache[i]
-        parts = [chunk(i)[..., max(lo - i * T, 0) : min(hi - i * T, T)] for i in range(first, last + 1)]
+        decode_chunks(list(range(first, last + 1)))
+        parts = [cache[i][..., max(lo - i * T, 0) : min(hi - i * T, T)] for i in range(first, last + 1)]
         return torch.cat(parts, dim=-1)
 
     pick = [next(g * cfg.channels + j for g, grp in enumerate(lay.groups) for j, c in enumerate(grp) if c == ch)
