@@ -67,7 +67,7 @@ def webp_mosaic_bytes(q: np.ndarray) -> int:
 
 
 def v1_bytes(data: bytes) -> int:
-    """Bytes of the same file with container version 1 (the JSON header of the files before 0.3)."""
+    """Bytes of the same file with container version 1 (the JSON header of the files written before it)."""
     from wavelatent import container
 
     c = container.unpack(data)

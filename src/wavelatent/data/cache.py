@@ -19,7 +19,7 @@ Two storage formats, chosen per cache:
     members have fixed metadata (mtime 0, mode 644, uid 0), so a shard's bytes depend only on
     its samples. Fast to load; readable by ``webdataset`` and Hugging Face ``datasets``.
 ``coded``
-    One ``.wlt`` container per shard, ``shard-000000.wlt`` (magic, version, JSON header, CRC32;
+    One ``.wlt`` container per shard, ``shard-000000.wlt`` (magic, version, header, CRC32;
     see :mod:`wavelatent.container`): header ``kind="latent-shard"`` with the preset, weights
     hash, quality, latent shape, sample count and labels; stream ``lengths`` (u32 little-endian
     byte length of each sample) and stream ``latents`` (the samples' streams, each exactly
