@@ -297,7 +297,8 @@ def pack(
     ``header`` must be JSON-serializable and must not contain the keys "streams" or
     "format_version", which this function sets. Programming errors (reserved keys, wrong
     types, NaN) raise ``ValueError``/``TypeError``; sizes over ``limits`` raise LimitError.
-    ``version``: 2 (the compact header) or 1 (JSON, as every file written before version 2; for tests of old files).
+    ``version``: 2 (the compact header) or 1 (JSON, as every file written before version 2; for
+    tests of old files).
     """
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"version must be one of {SUPPORTED_VERSIONS}, got {version!r}")
