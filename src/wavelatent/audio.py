@@ -54,6 +54,7 @@ from .io.audio import (
 MODALITY = "audio"
 CHUNK_SAMPLES = 1 << 18  # frames per chunk at the preset's rate (6 s at 44.1 kHz), divided among channel groups
 MAX_CHUNK_SAMPLES = 1 << 22  # most frames x channel groups in one chunk (bounds the decoder's memory)
+LOOKAHEAD_SYMBOLS = 1 << 20  # symbols entropy-decoded ahead of the decoder at most (4 MiB of int32)
 MONO_PRESET = "audio-mono-2x"
 STEREO_PRESET = "audio-stereo-5x"
 _SUBTYPE_BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
@@ -397,10 +398,18 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None, noise_fill: b
     cache: dict[int, torch.Tensor] = {}
     device = next(model.parameters()).device
 
+    count = len(lay.offsets) - 1
+    ahead = max(1, LOOKAHEAD_SYMBOLS // (K * G * T))  # whole chunks decoded together, the memory bounded
+
     def decode_chunks(indices: list[int]) -> None:
-        """Entropy-decode chunks into the cache: the whole-length ones together (a file cut into many
-        short chunks costs a few batched steps, not one decoding per chunk), a short last one alone."""
-        full = [i for i in indices if i not in cache and (i + 1) * T <= P]
+        """Entropy-decode chunks into the cache: the whole-length ones together, with the next ones up
+        to :data:`LOOKAHEAD_SYMBOLS` (a file of many chunks, or of very short ones, costs a few batched
+        steps, not one decoding per chunk), a short last one alone."""
+        missing = [i for i in indices if i not in cache]
+        if missing:
+            extra = range(missing[-1] + 1, min(count, max(missing[-1] + 1, missing[0] + ahead)))
+            missing += [i for i in extra if i not in cache]
+        full = [i for i in missing if (i + 1) * T <= P]
         for start in range(0, len(full), 4096):  # bounded batches
             batch = full[start : start + 4096]
             syms = coder.decompress_many([latent[lay.offsets[i] : lay.offsets[i + 1]] for i in batch], (G * T,))
