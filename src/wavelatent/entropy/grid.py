@@ -296,6 +296,30 @@ def buckets(sigma: np.ndarray, shift) -> np.ndarray:
     return _clamp(b, 0, BUCKETS - 1)
 
 
+def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: tuple[int, ...]) -> np.ndarray:
+    """A pass's neighbour features in ``block`` (float64, reused across passes: its pages are touched
+    once): ``[C, 2O + near, n]`` = own q at each offset, own |r| there, then the spread
+    ``|near * x_i - sum_j x_j|`` of the near ring (the integers of :func:`pass_features`)."""
+    O, near = len(p.offsets), p.near
+    n = int(np.prod(counts))
+    feats = block[: C * (2 * O + near) * n].reshape(C, 2 * O + near, n)
+    view = feats.reshape(C, 2 * O + near, *counts)
+    for j, o in enumerate(p.offsets):
+        at = lat.index(p, o)
+        np.copyto(view[:, j], lat.q[at])
+        np.copyto(view[:, O + j], lat.r[at])
+    spread = feats[:, 2 * O :]
+    np.multiply(feats[:, :near], near, out=spread)
+    spread -= feats[:, :near].sum(1, keepdims=True)
+    np.abs(spread, out=spread)
+    return feats
+
+
+def _feature_block(lat: Lattices, dims: int, C: int) -> np.ndarray:
+    """One buffer that holds the largest pass's :func:`_neighbour_block`."""
+    return np.empty(C * max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims)))
+
+
 def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per pass in coding order, ``(residuals [C, n], sigma [C, n])`` (int64), every channel of a pass
     computed at once (all symbols are known: the encoder's side). The same integers as
@@ -309,8 +333,7 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
     lat.q[lat.interior()] = q
     near_max, off_max = max_near(dims), max_offsets(dims)
     mu_f, sigma_f = t.float_weights()
-    most = max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims))
-    block = np.empty(C * most)  # one buffer for every pass's features: its pages are touched once
+    block = _feature_block(lat, dims, C)
     out = []
     for i, p in enumerate(passes(dims)):
         counts = lat.counts(p)
@@ -325,16 +348,7 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
         sigma = sw[:, -2 * C : -C] @ np.abs(cur)
         sigma += sw[:, :1]
         if O:
-            feats = block[: C * (2 * O + near) * n].reshape(C, 2 * O + near, n)  # own q at the offsets, own |r| there, near-ring spread
-            view = feats.reshape(C, 2 * O + near, *counts)
-            for j, o in enumerate(p.offsets):
-                at = lat.index(p, o)
-                np.copyto(view[:, j], lat.q[at])
-                np.copyto(view[:, O + j], lat.r[at])
-            spread = feats[:, 2 * O :]  # |near * x_i - sum_j x_j| over the near ring
-            np.multiply(feats[:, :near], near, out=spread)
-            spread -= feats[:, :near].sum(1, keepdims=True)
-            np.abs(spread, out=spread)
+            feats = _neighbour_block(lat, p, block, C, counts)
             raw += np.matmul(mw[:, None, :O], feats[:, :O])[:, 0]
             w = np.concatenate([sw[:, 1 + near_max : 1 + near_max + O], sw[:, 1 : 1 + near]], axis=1)
             sigma += np.matmul(w[:, None, :], feats[:, O:])[:, 0]
@@ -566,29 +580,19 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         rows = [table[d] for d in shifts[0]] if S == 1 else []  # channel k's buckets of sigma: rows[k][sigma]
         decoders = [c.decode for c in coders]
         absr = np.abs(np.arange(4 * Q + 1, dtype=np.float64) - 2 * Q)  # |r| by residual index
-        most = max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims))
-        block = np.empty(C * most)  # one buffer for every pass's features: its pages are touched once
+        block = _feature_block(lat, dims, C)
         for p, w in zip(passes(dims), weights):
             counts = lat.counts(p)
             n = int(np.prod(counts))
             if n == 0:
                 continue
-            O, near = len(p.offsets), p.near
+            O = len(p.offsets)
             # per channel the decoded q, |q| and |r|; until a channel is decoded, its q and |q| slots
             # hold the sums of its mu and sigma terms that do not come from the channels before it
             q = np.empty((C, n))
             absqr = np.empty((C, 2, n))
             if O:
-                feats = block[: C * (2 * O + near) * n].reshape(C, 2 * O + near, n)
-                view = feats.reshape(C, 2 * O + near, *counts)
-                for j, o in enumerate(p.offsets):
-                    at = lat.index(p, o)
-                    np.copyto(view[:, j], lat.q[at])
-                    np.copyto(view[:, O + j], lat.r[at])
-                spread = feats[:, 2 * O :]  # |near * x_i - sum_j x_j| over the near ring
-                np.multiply(feats[:, :near], near, out=spread)
-                spread -= feats[:, :near].sum(1, keepdims=True)
-                np.abs(spread, out=spread)
+                feats = _neighbour_block(lat, p, block, C, counts)
                 np.matmul(w.mu_nb, feats[:, :O], out=q[:, None])
                 np.matmul(w.sigma_nb, feats[:, O:], out=absqr[:, :1])
                 absqr[:, 0] += w.rsum * feats[:, O : 2 * O].sum((0, 1))
