@@ -406,14 +406,12 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None, noise_fill: b
         to :data:`LOOKAHEAD_SYMBOLS` (a file of many chunks, or of very short ones, costs a few batched
         steps, not one decoding per chunk), a short last one alone."""
         missing = [i for i in indices if i not in cache]
-        if missing:
-            extra = range(missing[-1] + 1, min(count, max(missing[-1] + 1, missing[0] + ahead)))
-            missing += [i for i in extra if i not in cache]
+        if missing:  # and the next ones (the cache holds only chunks from the first needed on)
+            missing += [i for i in range(missing[-1] + 1, min(count, missing[0] + ahead)) if i not in cache]
         full = [i for i in missing if (i + 1) * T <= P]
-        for start in range(0, len(full), 4096):  # bounded batches
-            batch = full[start : start + 4096]
-            syms = coder.decompress_many([latent[lay.offsets[i] : lay.offsets[i + 1]] for i in batch], (G * T,))
-            for i, sym in zip(batch, syms):
+        if full:
+            syms = coder.decompress_many([latent[lay.offsets[i] : lay.offsets[i + 1]] for i in full], (G * T,))
+            for i, sym in zip(full, syms):
                 cache[i] = torch.from_numpy(sym).view(K, G, T).transpose(0, 1)
         for i in indices:
             if i not in cache:

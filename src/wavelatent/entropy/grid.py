@@ -38,10 +38,10 @@ from .rans import MAX_SYMBOLS, categorical_models, constriction_module, decoding
 from .tables import check_tables
 
 __all__ = [
-    "BUCKETS", "GRID_LEVELS", "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "MODEL_VERSION", "PRECISION", "SHIFTS",
+    "BATCH_VALUES", "BUCKETS", "GRID_LEVELS", "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "MODEL_VERSION", "PRECISION", "SHIFTS",
     "THRESHOLDS", "GridTables", "Lattices", "Pass", "buckets", "choose_shifts", "code_lengths", "decode", "decode_many",
     "encode",
-    "laplace_tables", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict",
+    "laplace_tables", "lattice_pad", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict",
     "predict_raw", "residuals", "scale", "sigma_features_count", "unshifted_buckets",
 ]
 
@@ -204,13 +204,24 @@ def laplace_tables(max_symbol: int, counts: np.ndarray | None = None, weight: fl
     return quantize_pmf(prior * weight if counts is None else counts + weight * prior, PRECISION)
 
 
+@lru_cache(maxsize=None)
+def lattice_pad(dims: int) -> int:
+    """Zeros around a ``dims``-D latent in :class:`Lattices`: the farthest neighbour offset."""
+    return max((max(abs(x) for x in off) for p in passes(dims) for off in p.offsets), default=0)
+
+
+BATCH_VALUES = 1 << 21
+"""Lattice positions (all channels) :func:`decode_many` holds at once: more latents go in sub-batches,
+so that its memory stays bounded (a latent of a few positions is mostly padding)."""
+
+
 class Lattices:
     """Zero-padded symbol and residual-magnitude arrays ``[C, *padded]``, and strided views of the
     positions of a pass and of their neighbours."""
 
     def __init__(self, C: int, shape: tuple[int, ...], dims: int) -> None:
         self.shape = shape
-        self.pad = max((max(abs(x) for x in off) for p in passes(dims) for off in p.offsets), default=0)
+        self.pad = lattice_pad(dims)
         padded = tuple(s + 2 * self.pad for s in shape)
         # int32 holds every symbol and residual magnitude exactly; features go to float64 per operation
         self.q = np.zeros((C, *padded), dtype=np.int32)
@@ -568,6 +579,10 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         if any(len(d) for d in datas):
             raise EntropyCodingError(f"expected no rANS data for {C} x {shape} symbols, found some")
         return np.zeros((S, C, *shape), dtype=np.int32)
+    per = max(1, BATCH_VALUES // (C * math.prod(n + 2 * lattice_pad(dims) for n in shape)))
+    if S > per:
+        return np.concatenate([decode_many(datas[i : i + per], t, shape, max_symbols=max_symbols)
+                               for i in range(0, S, per)])
     with decoding_errors():
         lat = _Batch(C, S, shape, dims)
         weights = _pass_weights(t)
