@@ -25,8 +25,6 @@ stereo choice (108 and 27 latent channels) is measured beside ``round(512 / rati
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -129,6 +127,7 @@ def main() -> int:
         D = 2 * 2**levels
         moment = sum(c @ c.T for c in coeffs["train"].values())
         train_vecs = basis(moment)
+        oracle = {g: {n: basis(c @ c.T) for n, c in cs.items()} for g, cs in coeffs.items()}  # once per file
         for ratio in RATIOS:
             for k in dims(levels, ratio):
                 key = f"J{levels}_K{k}"
@@ -139,7 +138,7 @@ def main() -> int:
                         vals = []
                         for n, x in xs.items():
                             c = coeffs[g][n]
-                            vecs = basis(c @ c.T) if mode == "oracle" else train_vecs
+                            vecs = oracle[g][n] if mode == "oracle" else train_vecs
                             snr = ceiling_snr(x, c, vecs, k, levels)
                             vals.append(snr)
                             rows.append({"file": n, "group": g, "levels": levels, "latent_channels": k,
@@ -162,10 +161,9 @@ def main() -> int:
         "seconds": time.time() - t0,
         "provenance": provenance(COMMAND, 1),
     }
-    a.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = a.output.with_name(a.output.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, a.output)
+    from wavelatent.io.files import atomic_write_json
+
+    atomic_write_json(a.output, doc)
     print(f"wrote {a.output}")
     return 0
 

@@ -260,3 +260,22 @@ def test_options_of_the_other_task_are_refused(tmp_path, capsys):
     assert "does not apply to --task classify" in capsys.readouterr().err
     assert _cli(["evaluate-audio", str(folder), "-o", str(tmp_path / "o"), "--limit-per-class", "3"]) == 1
     assert "--task classify only" in capsys.readouterr().err
+
+
+def test_gray_weights_files_are_wrapped(tmp_path):
+    """A 1-channel weights file given to the classify task codes the luma of the RGB items (as the gray
+    presets do) instead of failing on every item; the RD evaluation still refuses it."""
+    from wavelatent.evaluate.codecs import GrayToRGB, load_wavelatent_codecs
+    from wavelatent.evaluate.mpq import default_image_codecs
+    from wavelatent.models import create_codec
+    from wavelatent.weights import save_weights
+
+    path = tmp_path / "gray.safetensors"
+    save_weights(create_codec("test-gray", seed=0), path)
+    (codec,) = default_image_codecs([], [], [path], log=None)
+    assert isinstance(codec, GrayToRGB)
+    img = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    rec = codec.decompress(codec.compress(img, codec.points()[0]))
+    assert rec.shape == img.shape and (rec[:, :, 0] == rec[:, :, 1]).all()
+    with pytest.raises(InputError, match="evaluation compares RGB"):
+        load_wavelatent_codecs([], [path])

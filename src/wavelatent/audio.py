@@ -395,6 +395,7 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None, noise_fill: b
     step = _chunk_positions(chunk_frames, s, G)
     latent = lay.streams["latent"]
     seed = noise_seed(lay.header)
+    std = model.noise_std(lay.quality) if noise_fill else None
     cache: dict[int, torch.Tensor] = {}
     device = next(model.parameters()).device
 
@@ -439,7 +440,7 @@ def _decoded_blocks(lay: _Layout, chunk_frames: int | None = None, noise_fill: b
             q = latents(l0 + E, l1 + E).contiguous().to(device)
             with torch.inference_mode():
                 if noise_fill:
-                    y_hat = model.dequantize_filled(q, lay.quality, seed=seed, start=l0 + E)
+                    y_hat = model.dequantize_filled(q, lay.quality, seed=seed, start=l0 + E, std=std)
                 else:
                     y_hat = model.dequantize(q, lay.quality)
                 coeffs = model.decoder(y_hat)[..., c0 - l0 : c1 - l0]

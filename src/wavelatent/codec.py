@@ -190,14 +190,16 @@ class WaveletCodec(nn.Module):
         quality = self.config.check_quality(quality)
         return noise_fill.zero_bin_std(self.tables(quality), self.config.step(quality))
 
-    def dequantize_filled(self, q: Tensor, quality: int | None = None, *, seed: int, start: int = 0) -> Tensor:
+    def dequantize_filled(self, q: Tensor, quality: int | None = None, *, seed: int, start: int = 0,
+                          std: np.ndarray | None = None) -> Tensor:
         """Symbols ``q [B, K, n]`` -> ``y_hat`` (float32) with the zeros replaced by deterministic noise
-        (:mod:`wavelatent.noise_fill`): row ``b * K + k``, positions ``start .. start + n - 1``."""
+        (:mod:`wavelatent.noise_fill`): row ``b * K + k``, positions ``start .. start + n - 1``.
+        ``std``: :meth:`noise_std` of the quality, when the caller holds it (decoding block by block)."""
         if q.dim() != 3:
             raise InputError(f"noise filling takes 1-D latents [B, K, n], got {tuple(q.shape)}")
         y_hat = self.dequantize(q, quality)
         B, K, n = q.shape
-        std = torch.from_numpy(self.noise_std(quality)).view(1, K, 1)
+        std = torch.from_numpy(self.noise_std(quality) if std is None else std).view(1, K, 1)
         u = torch.from_numpy(noise_fill.uniform(seed, B * K, start, n)).view(B, K, n)
         noise = (u * (math.sqrt(12.0) * std)).to(y_hat.dtype).to(y_hat.device)
         return torch.where(q == 0, noise, y_hat)

@@ -107,11 +107,11 @@ def add_parsers(sub) -> dict[str, Callable]:
         "speed as ratios to Opus in the same run, the SNR gap at matched kbps, RD and spectrogram plots."))
     a.add_argument("folder", help="folder of audio files (recursive) or one file")
     a.add_argument("-o", "--out", required=True, help="output folder")
-    a.add_argument("-p", "--presets", default=AUDIO_PRESETS_DEFAULT,
-                   help="comma-separated audio presets with shipped weights, or none")
+    a.add_argument("-p", "--presets", help=f"comma-separated audio presets with shipped weights, or none (default: "
+                   f"{AUDIO_PRESETS_DEFAULT}; with --task classify: audio-mono-2x)")
     a.add_argument("-w", "--weights", action="append", default=[], help="a .safetensors weights file (repeatable)")
-    a.add_argument("--baselines", default=AUDIO_BASELINES_DEFAULT, help="comma-separated: flac,opus,vorbis,mp3 or "
-                   "none (with --task classify also resample; default then: audio-mono-2x and every baseline)")
+    a.add_argument("--baselines", help=f"comma-separated: flac,opus,vorbis,mp3 or none (default: "
+                   f"{AUDIO_BASELINES_DEFAULT}; with --task classify also resample, and by default every one)")
     a.add_argument("--baseline-levels", dest="targets", action="store_false",
                    help="sweep the baselines' compression levels instead of target bitrates (32-128 kbps; Opus from 16)")
     a.add_argument("--noise-fill", choices=("both", "on", "off"), default="both",
@@ -146,21 +146,17 @@ def _cmd_classify(a, audio: bool) -> int:
     if clf.config.modality != ("audio" if audio else "image"):
         raise InputError(f"{a.classifier} classifies {clf.config.modality}; use "
                          f"`wavelatent {'evaluate' if clf.config.modality == 'image' else 'evaluate-audio'}`")
-    presets = None if a.presets is None or (audio and a.presets == AUDIO_PRESETS_DEFAULT) else _csv(a.presets)
-    baselines = None if a.baselines is None or (audio and a.baselines == AUDIO_BASELINES_DEFAULT) else _csv(a.baselines)
+    presets, baselines = _csv(a.presets), _csv(a.baselines)  # None: the task's own defaults
     if audio:
         codecs = default_audio_codecs(presets, baselines)
         from ..evaluate.audio import WavelatentAudioCodec
 
         codecs += [WavelatentAudioCodec(w, name=f"wavelatent-{Path(w).stem}") for w in a.weights]
     else:
-        codecs = default_image_codecs(presets, baselines)
-        from ..evaluate.codecs import WavelatentCodec
-
-        codecs += [WavelatentCodec(w) for w in a.weights]
+        codecs = default_image_codecs(presets, baselines, a.weights)
     import torch
 
-    command = "wavelatent " + " ".join(shlex.quote(v) for v in sys.argv[1:])
+    command = shlex.join(["wavelatent", *sys.argv[1:]])
     r = evaluate_classify(a.folder, a.out, clf, codecs, limit_per_class=a.limit_per_class, jobs=a.jobs,
                           force=a.force, progress=a.progress, command=command)
     print((r.out_dir / "summary.md").read_text().rstrip())
@@ -183,7 +179,8 @@ def _check_task_options(a, ignored: tuple[str, ...]) -> None:
         return
     for opt in ignored:
         if getattr(a, opt, None) is not None:
-            raise InputError(f"--{opt.replace('_', '-')} does not apply to --task classify (use --limit-per-class)")
+            hint = " (use --limit-per-class)" if opt in ("limit", "max_size") else ""
+            raise InputError(f"--{opt.replace('_', '-')} does not apply to --task classify{hint}")
 
 
 def cmd_evaluate_audio(a) -> int:
@@ -194,9 +191,9 @@ def cmd_evaluate_audio(a) -> int:
     if a.task == "classify":
         return _cmd_classify(a, audio=True)
     fills = {"both": (False, True), "on": (True,), "off": (False,)}[a.noise_fill]
-    codecs = [WavelatentAudioCodec(p, noise_fill=nf) for p in (_csv(a.presets) or []) for nf in fills]
+    codecs = [WavelatentAudioCodec(p, noise_fill=nf) for p in _csv(a.presets or AUDIO_PRESETS_DEFAULT) for nf in fills]
     codecs += [WavelatentAudioCodec(w, name=f"wavelatent-{Path(w).stem}", noise_fill=nf) for w in a.weights for nf in fills]
-    codecs += make_baselines(_csv(a.baselines), targets=a.targets)
+    codecs += make_baselines(_csv(a.baselines or AUDIO_BASELINES_DEFAULT), targets=a.targets)
     import torch
 
     result = evaluate_audio(a.folder, a.out, codecs, max_seconds=a.max_seconds, limit=a.limit,
@@ -221,7 +218,7 @@ def cmd_evaluate(a) -> int:
     from ..evaluate.run import default_codecs, evaluate
 
     _check_folder(a.folder)
-    _check_task_options(a, ("limit", "max_size"))
+    _check_task_options(a, ("limit", "max_size", "reference"))
     if a.task == "classify":
         return _cmd_classify(a, audio=False)
     codecs = default_codecs(_csv(a.presets), a.weights, _csv(a.baselines))

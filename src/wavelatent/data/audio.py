@@ -3,6 +3,7 @@ cut into random excerpts deterministically per step (the audio counterpart of ``
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,27 @@ from torch import Tensor
 from ..errors import InputError
 from ..io.audio import AUDIO_SUFFIXES, AudioReader, resample
 from ..io.files import list_files
+
+
+FSDD_NAME = re.compile(r"^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$")
+"""A Free Spoken Digit Dataset recording: ``{digit}_{speaker}_{n}.wav``."""
+
+
+def fsdd_split(folder: str | os.PathLike, limit_per_class: int | None = None) -> dict[str, list[tuple[Path, int]]]:
+    """The spoken-digit recordings of ``folder`` as FSDD's README splits them (``n`` 0-4: test, the
+    rest: train), sorted by digit, speaker and ``n``: ``{"train": [(path, digit)], "test": [...]}``,
+    at most ``limit_per_class`` per digit and split."""
+    found = sorted((int(m[1]), m[2], int(m[3]), p) for p in Path(folder).iterdir() if (m := FSDD_NAME.match(p.name)))
+    parts: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
+    count: dict[tuple[str, int], int] = {}
+    for digit, _, n, p in found:
+        which = "test" if n < 5 else "train"
+        if limit_per_class is not None:
+            if count.get((which, digit), 0) >= limit_per_class:
+                continue
+            count[(which, digit)] = count.get((which, digit), 0) + 1
+        parts[which].append((p, digit))
+    return parts
 
 
 def list_audio(root: str | os.PathLike) -> list[Path]:

@@ -343,9 +343,9 @@ def read_index(cache: str | os.PathLike) -> dict:
 
 
 def _write_index(out: Path, index: dict) -> None:
-    from ..io.files import atomic_write_bytes
+    from ..io.files import atomic_write_json
 
-    atomic_write_bytes(out / INDEX_NAME, (json.dumps(index, indent=1) + "\n").encode(), force=True)
+    atomic_write_json(out / INDEX_NAME, index)
 
 
 def list_sources(src: Path, labels: str | None, limit: int | None = None,

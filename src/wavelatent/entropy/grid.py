@@ -219,13 +219,14 @@ class Lattices:
     """Zero-padded symbol and residual-magnitude arrays ``[C, *padded]``, and strided views of the
     positions of a pass and of their neighbours."""
 
-    def __init__(self, C: int, shape: tuple[int, ...], dims: int) -> None:
+    def __init__(self, C: int, shape: tuple[int, ...], dims: int, dtype=np.int32) -> None:
         self.shape = shape
         self.pad = lattice_pad(dims)
         padded = tuple(s + 2 * self.pad for s in shape)
-        # int32 holds every symbol and residual magnitude exactly; features go to float64 per operation
-        self.q = np.zeros((C, *padded), dtype=np.int32)
-        self.r = np.zeros((C, *padded), dtype=np.int32)  # |residual| of decoded symbols
+        # int32 holds every symbol and residual magnitude exactly; float64 too (the coders, whose
+        # feature blocks are float64, copy from it without a conversion)
+        self.q = np.zeros((C, *padded), dtype=dtype)
+        self.r = np.zeros((C, *padded), dtype=dtype)  # |residual| of decoded symbols
 
     def interior(self) -> tuple[slice, ...]:
         return (slice(None),) + tuple(slice(self.pad, self.pad + s) for s in self.shape)
@@ -339,8 +340,7 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
     integer terms, sums below 2**53, so any summation order gives the same result)."""
     C, Q = q.shape[0], t.max_symbol
     dims = q.ndim - 1
-    lat = Lattices(C, q.shape[1:], dims)
-    lat.q, lat.r = lat.q.astype(np.float64), lat.r.astype(np.float64)  # copied into float64 blocks below
+    lat = Lattices(C, q.shape[1:], dims, np.float64)
     lat.q[lat.interior()] = q
     near_max, off_max = max_near(dims), max_offsets(dims)
     mu_f, sigma_f = t.float_weights()

@@ -304,26 +304,37 @@ def load_excerpts(folder: str, max_seconds: float | None, limit: int | None) -> 
     return out
 
 
-def _measure(codec, x: np.ndarray, rate: int, param: Any, speech: bool) -> dict[str, Any]:
+def round_trip(codec, x: np.ndarray, rate: int, param: Any) -> tuple[np.ndarray, bytes, Any, float, float]:
+    """Code ``x [frames, channels]`` (float32 at ``rate``) with ``codec`` at ``param`` and decode it:
+    ``(decoded [frames, channels] aligned to x, at rate; the bytes; the level coded at; encode s;
+    decode s)``. A codec with ``level_for`` turns a target kbps into its level first (untimed); a
+    codec that codes at another rate gets ``x`` resampled there and back. Raises InputError when the
+    decoded channels or rate are not those coded."""
     from ..io.audio import resample
 
     coding_rate = codec.coding_rate(rate)
     sig = resample(x, rate, coding_rate) if coding_rate != rate else x
-    level = codec.level_for(sig, coding_rate, param)  # a target kbps -> the level that meets it (untimed)
+    level = codec.level_for(sig, coding_rate, param) if hasattr(codec, "level_for") else param
     t0 = time.perf_counter()
     data = codec.compress(sig, coding_rate, level)
     t1 = time.perf_counter()
     y, r = codec.decompress(data)
     t2 = time.perf_counter()
     if r != coding_rate or y.shape[1] != x.shape[1]:
-        raise InputError(f"{codec.name} returned {y.shape[1]} channels at {r} Hz")
-    y = align(sig, y)
+        raise InputError(f"{getattr(codec, 'name', codec)} decoded {y.shape[1]} channel(s) at {r} Hz for "
+                         f"{x.shape[1]} at {coding_rate} Hz")
+    y = align(sig, np.asarray(y, np.float32))
     if coding_rate != rate:
-        y = resample(y, coding_rate, rate)[: len(x)]
+        y = resample(y, coding_rate, rate)
+    return np.ascontiguousarray(y[: len(x)], np.float32), data, level, t1 - t0, t2 - t1
+
+
+def _measure(codec, x: np.ndarray, rate: int, param: Any, speech: bool) -> dict[str, Any]:
+    y, data, level, enc_s, dec_s = round_trip(codec, x, rate, param)
     seconds = len(x) / rate
     row = {"param": param, "level": level, "seconds": seconds, "rate": rate, "channels": x.shape[1], "bytes": len(data),
            "kbps": 8 * len(data) / seconds / 1000, "snr": snr(x, y), "lsd": log_spectral_distance(x, y, rate),
-           "encode_s": t1 - t0, "decode_s": t2 - t1}
+           "encode_s": enc_s, "decode_s": dec_s}
     if speech:
         row.update(speech_scores(x, y, rate))
     return row
@@ -567,12 +578,5 @@ def _plot_spectrogram(path: Path, excerpt, codecs, curves) -> Path:
 
 
 def _measure_signal(codec, x: np.ndarray, rate: int, param) -> tuple[np.ndarray, float]:
-    from ..io.audio import resample
-
-    coding_rate = codec.coding_rate(rate)
-    sig = resample(x, rate, coding_rate) if coding_rate != rate else x
-    data = codec.compress(sig, coding_rate, codec.level_for(sig, coding_rate, param))
-    y = align(sig, codec.decompress(data)[0])
-    if coding_rate != rate:
-        y = resample(y, coding_rate, rate)[: len(x)]
+    y, data, *_ = round_trip(codec, x, rate, param)
     return y, 8 * len(data) / (len(x) / rate) / 1000

@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,8 +164,8 @@ class Classifier:
             for i in range(0, len(windows), batch):
                 x = torch.from_numpy(np.ascontiguousarray(windows[i : i + batch])).to(torch.float32)
                 x = x.mul_(self.config.scale).sub_(self._mean).mul_(self._inv)
-                f = self.model.head[1](self.model.head[0](self.model.body(self.model.stem(x))))
-                logits = self.model.head[3](self.model.head[2](f))
+                f = self.model.features(x)
+                logits = self.model.classify(f)
                 preds.append(logits.argmax(1).numpy())
                 feats.append(f.numpy())
         if not preds:
@@ -203,16 +202,20 @@ def load_classifier(path: str | os.PathLike) -> Classifier:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
+    from ..errors import WeightsError
+    from ..weights import safetensors_metadata
+
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as e:
         raise ClassifierError(f"{p}: cannot read the classifier: {e.strerror or e}") from None
     try:
+        meta = safetensors_metadata(data)
         state = load(data)
-        n = struct.unpack("<Q", data[:8])[0]
-        meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
-    except (SafetensorError, ValueError, AttributeError, struct.error) as e:
+    except WeightsError as e:
+        raise ClassifierError(f"{p}: {e}") from None
+    except (SafetensorError, ValueError) as e:
         raise ClassifierError(f"{p}: not a safetensors file: {e}") from None
     if META_KEY not in meta:
         raise ClassifierError(f"{p}: no {META_KEY!r} config in the safetensors metadata (see "

@@ -270,12 +270,15 @@ def load_wavelatent_codecs(
     weights: list[str | os.PathLike] | tuple = (),
     *,
     log: Callable[[str], None] | None = None,
-) -> list[WavelatentCodec]:
+    gray: bool = False,
+) -> list:
     """Wavelatent codecs of presets and weights files.
 
     ``presets=None``: every registered RGB image preset (the ``test-*`` ones excepted). Presets
     without shipped weights and presets that do not code RGB images are skipped with a message to
-    ``log``; unknown preset names and unreadable weights files raise.
+    ``log``; unknown preset names and unreadable weights files raise. ``gray``: 1-channel image
+    presets and weights are kept, wrapped in :class:`GrayToRGB` (the classify task: what coding the
+    luma alone costs), instead of skipped or refused.
     """
     from ..registry import get_config, list_presets
 
@@ -287,19 +290,23 @@ def load_wavelatent_codecs(
     out: list[WavelatentCodec] = []
     for p in presets:
         cfg = get_config(p)  # unknown -> PresetError
-        if cfg.modality != "image" or cfg.channels != 3:
+        if cfg.modality != "image" or cfg.channels != 3 and not gray:
             if log is not None and (not implicit or cfg.modality == "image"):
                 log(f"skipping preset {p}: it codes {cfg.channels}-channel {cfg.modality}; "
                     "evaluation compares RGB images")
             continue
         try:
-            out.append(WavelatentCodec(p))
+            codec = WavelatentCodec(p)
         except PresetError as e:
             if log is not None:
                 log(f"skipping preset {p}: {e}")
+            continue
+        out.append(GrayToRGB(codec) if codec.channels == 1 else codec)
     for w in weights:
         codec = WavelatentCodec(w)
-        if codec.channels != 3:
+        if codec.channels == 1 and gray:
+            codec = GrayToRGB(codec)
+        elif codec.channels != 3:
             raise InputError(f"{w}: {codec.preset} codes {codec.channels}-channel images; evaluation compares RGB")
         out.append(codec)
     return out

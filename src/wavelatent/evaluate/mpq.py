@@ -26,7 +26,6 @@ import csv
 import hashlib
 import json
 import math
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,7 +35,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..io.files import atomic_write_json
+from ..provenance import provenance
 from .classifier import Classifier, ClassifierError
+from .report import finite
 
 CAP_DB = 100.0  # PSNR / SNR of identical (or nearly identical) signals
 # quality sweeps including severe points (<= 0.1 bpp where the format reaches it)
@@ -47,7 +49,6 @@ MPQ_QUALITIES = {
 }
 RESIZE_FACTORS = (8, 6, 4, 3, 2)
 AUDIO_RESAMPLE_RATES = (2000, 4000)
-FSDD_NAME = re.compile(r"^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$")
 
 
 def _stderr(msg: str) -> None:
@@ -125,22 +126,19 @@ def load_image_split(folder: str | Path, classes: Sequence[str], limit_per_class
 def load_fsdd_test(folder: str | Path, classes: Sequence[str], rate: int, limit_per_class: int | None = None) -> list[Item]:
     """The spoken-digit test split (recordings ``{digit}_{speaker}_{n}.wav`` with ``n`` 0-4) as
     float32 clips ``[L, 1]``; refuses other rates or channel counts."""
+    from ..data.audio import fsdd_split
     from ..io.audio import read_audio
 
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder of spoken-digit recordings")
-    found = sorted((int(m[1]), m[2], int(m[3]), p) for p in folder.iterdir() if (m := FSDD_NAME.match(p.name)))
-    test = [(d, p) for d, _, n, p in found if n < 5]
+    test = fsdd_split(folder, limit_per_class)["test"]
     if not test:
         raise InputError(f"{folder}: no test-split recordings ({{digit}}_{{speaker}}_{{0-4}}.wav)")
     if [str(d) for d in range(10)] != list(classes):
         raise ClassifierError(f"the spoken-digit classes are 0-9; the classifier has {list(classes)[:12]}")
-    items, count = [], {}
-    for d, p in test:
-        if limit_per_class is not None and count.get(d, 0) >= limit_per_class:
-            continue
-        count[d] = count.get(d, 0) + 1
+    items = []
+    for p, d in test:
         x, info = read_audio(p)
         if info.sample_rate != rate or info.channels != 1:
             raise InputError(f"{p}: expected {rate} Hz mono, got {info.sample_rate} Hz, {info.channels} channels")
@@ -149,29 +147,14 @@ def load_fsdd_test(folder: str | Path, classes: Sequence[str], rate: int, limit_
 
 
 # --------------------------------------------------------------------------- codecs
-def default_image_codecs(presets: list[str] | None = None, baselines: list[str] | None = None, *,
+def default_image_codecs(presets: list[str] | None = None, baselines: list[str] | None = None, weights=(), *,
                          log: Callable[[str], None] | None = _stderr) -> list:
-    """Every shipped image preset (gray ones wrapped by :class:`~.codecs.GrayToRGB`) at every
-    quality, and the baselines (default: JPEG, WebP, AVIF over :data:`MPQ_QUALITIES`, TAEF2 png8,
-    resolution reduction)."""
-    from ..errors import PresetError
-    from ..registry import get_config, list_presets
-    from .codecs import GrayToRGB, ResizeCodec, WavelatentCodec, baseline_available, make_baseline
+    """Every shipped image preset and the ``weights`` files (gray ones wrapped by
+    :class:`~.codecs.GrayToRGB`) at every quality, and the baselines (default: JPEG, WebP, AVIF over
+    :data:`MPQ_QUALITIES`, TAEF2 png8, resolution reduction)."""
+    from .codecs import ResizeCodec, baseline_available, load_wavelatent_codecs, make_baseline
 
-    names = [p for p in list_presets() if not p.startswith("test-") and get_config(p).modality == "image"] \
-        if presets is None else presets
-    out: list = []
-    for p in names:
-        cfg = get_config(p)
-        if cfg.modality != "image":
-            raise InputError(f"preset {p} codes {cfg.modality}, not images")
-        try:
-            c = WavelatentCodec(p)
-        except PresetError as e:
-            if log is not None:
-                log(f"skipping preset {p}: {e}")
-            continue
-        out.append(GrayToRGB(c) if cfg.channels == 1 else c)
+    out = load_wavelatent_codecs(presets, list(weights), log=log, gray=True)
     for b in (["jpeg", "webp", "avif", "taef2-png8", "resize"] if baselines is None else baselines):
         if b == "resize":
             out.append(ResizeCodec(factors=RESIZE_FACTORS))
@@ -182,7 +165,7 @@ def default_image_codecs(presets: list[str] | None = None, baselines: list[str] 
                 if log is not None:
                     log(f"skipping baseline {b}: {why}")
                 continue
-        out.append(make_baseline("taef2-png8" if b == "taef2" else b, MPQ_QUALITIES.get(b)))
+        out.append(make_baseline(b, MPQ_QUALITIES.get(b)))
     return out
 
 
@@ -261,20 +244,10 @@ def _code_image(codec, item: Item, param) -> tuple[np.ndarray, int, dict]:
 
 
 def _code_audio(codec, item: Item, param) -> tuple[np.ndarray, int, dict]:
-    from ..io.audio import resample
-    from .audio import align, log_spectral_distance, snr
+    from .audio import log_spectral_distance, round_trip, snr
 
     x, rate = item.signal, item.rate
-    coding_rate = codec.coding_rate(rate)
-    sig = resample(x, rate, coding_rate) if coding_rate != rate else x
-    data = codec.compress(sig, coding_rate, param)
-    y, r = codec.decompress(data)
-    if r != coding_rate or y.shape[1] != x.shape[1]:
-        raise InputError(f"decoded {y.shape[1]} channel(s) at {r} Hz for {x.shape[1]} at {coding_rate} Hz")
-    y = align(sig, np.asarray(y, np.float32))
-    if coding_rate != rate:
-        y = resample(y, coding_rate, rate)
-    y = np.ascontiguousarray(y[: len(x)], np.float32)
+    y, data, *_ = round_trip(codec, x, rate, param)
     m = {"kbps": 8 * len(data) / (len(x) / rate) / 1000, "snr": min(snr(x, y), CAP_DB),
          "lsd": log_spectral_distance(x, y, rate)}
     return y, len(data), m
@@ -286,10 +259,6 @@ def _items_sha(items: list[Item]) -> str:
     for it in items:
         h.update(f"{it.name}\t{it.label}\t{it.signal.shape}\n".encode())
     return h.hexdigest()[:16]
-
-
-def _finite(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
 
 
 def _feature_distance(f: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -382,7 +351,7 @@ def evaluate_classify(
         parts = done_tasks[c.name]
         doc = _assemble(c, [(p, [parts[(p, a)] for a, _ in chunks]) for p in c.points()], labels, clean_top1,
                         meta_key, mod)
-        _write_json(out / f"{c.name}.json", doc)
+        atomic_write_json(out / f"{c.name}.json", doc)
         curves[c.name] = doc
         r = doc["results"]
         if log is not None:
@@ -414,7 +383,8 @@ def evaluate_classify(
             source = None if given_items else (str(data), limit_per_class, mod.name)
             with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=mp.get_context("spawn"),
                                      initializer=_init_worker,
-                                     initargs=(items if given_items else None, source, classifier, codecs)) as pool:
+                                     initargs=(items if given_items else None, source, classifier, codecs,
+                                               clean_feat)) as pool:
                 futures = {pool.submit(_task, *t): t for t in tasks}
                 for fut in as_completed(futures):
                     collect(futures[fut], fut.result())
@@ -433,8 +403,8 @@ def evaluate_classify(
                "classifier": {"file": classifier.source, "sha256": classifier.sha256, "val_top1": cfg.val_top1,
                               "val_samples": cfg.val_samples, "width": cfg.width, "trained": cfg.trained},
                "rate_key": mod.rate_key, "correlation": corr, "thresholds": thresholds, "seconds": seconds,
-               "command": command}
-    files["correlation"] = _write_json(out / "correlation.json", summary)
+               "provenance": provenance(command)}
+    files["correlation"] = atomic_write_json(out / "correlation.json", summary)
     files["summary"] = out / "summary.md"
     from ..io.files import atomic_write_bytes
 
@@ -477,9 +447,9 @@ _STATE: dict[str, Any] = {}
 
 
 def _init_worker(items: list[Item] | None, source: tuple | None, classifier: Classifier, codecs: list,
-                 clean_feat: np.ndarray | None = None) -> None:
-    """Per process: the items, the classifier, its clean features and the codecs (one torch thread
-    in pool workers)."""
+                 clean_feat: np.ndarray) -> None:
+    """Per process: the items, the classifier, its clean features (computed once, by the parent) and
+    the codecs (one torch thread in pool workers)."""
     if source is not None:
         import torch
 
@@ -489,8 +459,6 @@ def _init_worker(items: list[Item] | None, source: tuple | None, classifier: Cla
         items = (load_image_split(data, cfg.classes, limit, False) if modality == "image"
                  else load_fsdd_test(data, cfg.classes, int(cfg.rate), limit))
     assert items is not None
-    if clean_feat is None:
-        clean_feat = classifier.run(np.stack([classifier.window(it.signal) for it in items]))[1]
     _STATE.update(items=items, clean_feat=clean_feat, classifier=classifier, codecs=codecs,
                   code=_code_image if classifier.config.modality == "image" else _code_audio)
 
@@ -534,16 +502,16 @@ def _assemble(codec, parts: list[tuple[Any, list[dict]]], labels: np.ndarray, cl
         for k in [*keys, "bytes"]:
             vals = np.array([r[k] for r in rows], np.float64)
             vals = vals[np.isfinite(vals)]
-            res[k].append(_finite(float(vals.mean())) if len(vals) else None)
+            res[k].append(finite(float(vals.mean())) if len(vals) else None)
         res["top1"].append(top1)
         res["top1_drop"].append(clean_top1 - top1)
-        res["feature_distance"].append(_finite(float(np.nanmean(fd))) if np.isfinite(fd).any() else None)
+        res["feature_distance"].append(finite(float(np.nanmean(fd))) if np.isfinite(fd).any() else None)
         res["failures"].append(int(np.sum(pred < 0)))
     return {
         "name": codec.name,
         "description": codec.description,
         "kind": getattr(codec, "kind", "other"),
-        "reduction": _finite(float(codec.reduction)) if getattr(codec, "reduction", None) else None,
+        "reduction": finite(float(codec.reduction)) if getattr(codec, "reduction", None) else None,
         "task": "classify",
         "clean_top1": clean_top1,
         "results": res,
@@ -552,13 +520,6 @@ def _assemble(codec, parts: list[tuple[Any, list[dict]]], labels: np.ndarray, cl
                            f"misclassified; PSNR/SNR capped at {CAP_DB:g} dB; feature_distance = mean "
                            "||f(decoded)-f(clean)||/||f(clean)|| in the classifier's penultimate layer")},
     }
-
-
-def _write_json(path: Path, doc: dict) -> Path:
-    from ..io.files import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(doc, indent=1) + "\n").encode(), force=True)
-    return path
 
 
 def _write_csv(path: Path, curves: dict[str, dict], mod: Modality) -> Path:

@@ -20,7 +20,7 @@ _ROW_KEYS = {"bpp": "bpp", "psnr-rgb": "psnr_rgb", "ms-ssim-rgb": "ms_ssim", "ps
              "encoding_time": "encode_s", "decoding_time": "decode_s"}
 
 
-def _finite(v: Any) -> Any:
+def finite(v: Any) -> Any:
     """JSON has no inf/nan: write null instead."""
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -39,7 +39,7 @@ def summarize(codec, rows: list[dict], n_images: int, max_size: int | None = Non
             vals = np.array([r[_ROW_KEYS[key]] for r in rs], dtype=np.float64)
             if key == "ms-ssim-rgb":
                 vals = vals[np.isfinite(vals)]
-            results[key].append(_finite(float(vals.mean())) if len(vals) else None)
+            results[key].append(finite(float(vals.mean())) if len(vals) else None)
         scales += [r["ms_ssim_scales"] for r in rs]
     reduction = getattr(codec, "reduction", None)  # signal values per latent value; None: not a latent codec
     return {
@@ -75,7 +75,7 @@ def write_csv(path: Path, rows: list[dict], columns) -> Path:
 
 
 def write_bd(path: Path, bd: list[dict]) -> Path:
-    path.write_text(json.dumps([{k: _finite(v) for k, v in r.items()} for r in bd], indent=2) + "\n")
+    path.write_text(json.dumps([{k: finite(v) for k, v in r.items()} for r in bd], indent=2) + "\n")
     return path
 
 

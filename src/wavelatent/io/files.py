@@ -84,3 +84,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = Fa
         if isinstance(e, OSError):
             raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
         raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    """:func:`atomic_write_bytes` of ``obj`` as indented JSON (a results or index file: replaced)."""
+    import json
+
+    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode(), force=True)
+    return Path(path)

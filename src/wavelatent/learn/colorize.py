@@ -241,12 +241,10 @@ def colorize_table(doc: dict) -> str:
 
 
 def _write(out: Path, doc: dict, truth: np.ndarray, examples: dict[str, np.ndarray]) -> None:
-    import json
-
-    from ..io.files import atomic_write_bytes
+    from ..io.files import atomic_write_bytes, atomic_write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "colorize.json", (json.dumps(doc, indent=1) + "\n").encode(), force=True)
+    atomic_write_json(out / "colorize.json", doc)
     atomic_write_bytes(out / "colorize.md", (colorize_table(doc) + "\n").encode(), force=True)
     try:
         import matplotlib

@@ -51,6 +51,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..io.files import atomic_write_json
 from .inputs import AUDIO_RATE, DEFAULT_AUDIO_INPUTS, DEFAULT_INPUTS, INPUT_TYPES, InputType, get_input
 
 __all__ = ["LearnOptions", "learn", "collect", "prepare_split", "prepare_fsdd", "TASKS", "TIME_LEVELS", "summarize",
@@ -58,7 +59,6 @@ __all__ = ["LearnOptions", "learn", "collect", "prepare_split", "prepare_fsdd", 
 
 RESULTS_VERSION = 2
 TIME_LEVELS = (0.6, 0.65, 0.67, 0.7)  # top-1 levels whose time to first reach is recorded
-FSDD_NAME = re.compile(r"^([0-9])_([A-Za-z]+)_([0-9]+)\.wav$")
 
 
 @dataclass(frozen=True)
@@ -126,12 +126,6 @@ def _log(msg: str, progress: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def _atomic_json(path: Path, obj) -> None:
-    from ..io.files import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode(), force=True)
-
-
 def prepare_split(folder: Path, out: Path, name: str, size: int, classes: list[str] | None,
                   limit_per_class: int | None, progress: bool) -> tuple[Split, list[str]]:
     """Decode, resize and centre-crop a split once; cached as ``OUT/images-<name>.npy`` + ``.json``."""
@@ -170,7 +164,7 @@ def prepare_split(folder: Path, out: Path, name: str, size: int, classes: list[s
     buf = io.BytesIO()
     np.lib.format.write_array(buf, images, allow_pickle=False)
     atomic_write_bytes(npy, buf.getvalue(), force=True)
-    _atomic_json(js, meta)
+    atomic_write_json(js, meta)
     return Split(images, np.array(labels, np.int64), meta["sources"], meta["source_bytes"]), found
 
 
@@ -178,6 +172,8 @@ def find_task(data: Path) -> str:
     """``"images"`` for ``DATA/{train,val}/`` class folders, ``"spoken-digits"`` for FSDD recordings."""
     if (data / "train").is_dir() and (data / "val").is_dir():
         return "images"
+    from ..data.audio import FSDD_NAME
+
     if data.is_dir() and any(FSDD_NAME.match(p.name) for p in data.iterdir()):
         return "spoken-digits"
     raise InputError(f"{data}: expected train/<class>/* and val/<class>/* folders, or spoken-digit recordings "
@@ -189,19 +185,10 @@ def prepare_fsdd(folder: Path, size: int, limit_per_class: int | None, progress:
     FSDD's README says: ``n`` 0-4 test, the rest training. Refuses other rates, channels or widths."""
     from tqdm import tqdm
 
-    from ..data.audio import fit_length
+    from ..data.audio import fit_length, fsdd_split
     from ..io.audio import read_audio
 
-    found = sorted((int(m[1]), m[2], int(m[3]), p) for p in folder.iterdir() if (m := FSDD_NAME.match(p.name)))
-    parts: dict[str, list] = {"train": [], "test": []}
-    count: dict[tuple[str, int], int] = {}
-    for digit, _, n, p in found:
-        which = "test" if n < 5 else "train"
-        if limit_per_class is not None:
-            if count.get((which, digit), 0) >= limit_per_class:
-                continue
-            count[(which, digit)] = count.get((which, digit), 0) + 1
-        parts[which].append((p, digit))
+    parts = fsdd_split(folder, limit_per_class)
     splits = []
     for which in ("train", "test"):
         clips = np.zeros((len(parts[which]), size), np.int16)
@@ -493,7 +480,7 @@ def learn(opts: LearnOptions) -> dict:
         "val_samples": len(val.labels),
         "source_bytes_per_image": float(np.mean(train.source_bytes + val.source_bytes)),
     }
-    _atomic_json(out / "experiment.json", meta)
+    atomic_write_json(out / "experiment.json", meta)
     from ..provenance import git_commit, machine
 
     runs = []
@@ -522,7 +509,7 @@ def learn(opts: LearnOptions) -> dict:
                     "weights_sha256": rec.get("weights_sha256")}
             rec.update(version=RESULTS_VERSION, settings=settings, run_seconds=time.perf_counter() - t_run,
                        threads=torch.get_num_threads(), machine=machine(), commit=git_commit()["git_commit"])
-            _atomic_json(path, rec)
+            atomic_write_json(path, rec)
             runs.append(rec)
     return _write_results(out, meta, runs, log)
 
@@ -551,8 +538,8 @@ def _write_results(out: Path, meta: dict, runs: list[dict], log: Callable[[str],
                                  run_commits=sorted({r["commit"] for r in runs if r.get("commit")}),
                                  weights_sha256=weights),
     }
-    _atomic_json(out / "results.json", doc)
-    _atomic_json(out / "pareto.json", pareto_doc(doc))
+    atomic_write_json(out / "results.json", doc)
+    atomic_write_json(out / "pareto.json", pareto_doc(doc))
     (out / "results.md").write_text(results_table(doc) + "\n")
     try:
         plot_results(doc, out / "results.png")

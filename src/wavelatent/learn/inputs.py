@@ -215,7 +215,10 @@ def _file_codec(kind: str, quality: int | None):
         from ..evaluate.codecs import PillowCodec
 
         codec = PillowCodec(kind, fmt, (quality,), options)
-        compress = partial(_quality_compress, codec, quality)
+
+        def compress(img: np.ndarray) -> bytes:
+            return codec.compress(img, quality)
+
         label = f"{fmt} q{quality} file ({', '.join(f'{k}={v}' for k, v in options)})"
 
     def decompress(data: bytes) -> np.ndarray:
@@ -223,10 +226,6 @@ def _file_codec(kind: str, quality: int | None):
             return np.asarray(im.convert("RGB"))
 
     return compress, decompress, label
-
-
-def _quality_compress(codec, quality: int, img: np.ndarray) -> bytes:
-    return codec.compress(img, quality)
 
 
 def file_input(kind: str, side: int, quality: int | None = None, *, crop: int = 128,

@@ -97,8 +97,16 @@ class SmallCNN(nn.Module):
         self.head = nn.Sequential(_LAYERS[dims][2](1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * width, num_classes))
         self.in_channels, self.in_size, self.stem_downsamples = in_channels, in_size, n
 
+    def features(self, x: Tensor) -> Tensor:
+        """The penultimate features ``[N, 4 width]`` (pooled and flattened, before dropout and the linear layer)."""
+        return self.head[:2](self.body(self.stem(x)))
+
+    def classify(self, features: Tensor) -> Tensor:
+        """Logits ``[N, classes]`` of :meth:`features`."""
+        return self.head[2:](features)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(self.stem(x)))
+        return self.classify(self.features(x))
 
 
 def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:

@@ -13,7 +13,7 @@ import torch
 from ..codec import WaveletCodec
 from ..config import CodecConfig
 from ..errors import WeightsError
-from ..weights import atomic_write, save_weights
+from ..weights import atomic_write, safetensors_metadata, save_weights
 
 FORMAT = "wavelatent-checkpoint"
 
@@ -63,8 +63,6 @@ def save_checkpoint(
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint written by :func:`save_checkpoint` (strict)."""
-    import struct
-
     from safetensors.torch import load
 
     # one read of the file: a run may replace it (atomically) while we look at it
@@ -75,8 +73,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except OSError as e:
         raise WeightsError(f"{path}: cannot read checkpoint: {e.strerror or e}") from None
     try:
-        (n,) = struct.unpack("<Q", data[:8])
-        meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+        meta = safetensors_metadata(data)
         tensors = load(data)
     except Exception as e:  # struct/JSON/safetensors errors: not a checkpoint
         raise WeightsError(f"{path}: not a readable checkpoint: {e}") from None

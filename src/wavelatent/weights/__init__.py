@@ -141,8 +141,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data, force=True)
 
 
-def read_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors blob, parsed with its sizes checked."""
+def safetensors_metadata(data: bytes) -> dict:
+    """The ``__metadata__`` of any safetensors blob (``{}`` when it has none), its sizes checked
+    before anything is sliced. Raises WeightsError."""
     if len(data) < 8:
         raise WeightsError("not a safetensors file: too short")
     (n,) = struct.unpack("<Q", data[:8])
@@ -152,8 +153,16 @@ def read_metadata(data: bytes) -> dict[str, str]:
         header = json.loads(data[8 : 8 + n])
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise WeightsError("not a safetensors file: header is not JSON") from None
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(header, dict):
+        raise WeightsError("not a safetensors file: header is not an object")
+    meta = header.get("__metadata__")
+    return meta if isinstance(meta, dict) else {}
+
+
+def read_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a wavelatent weights blob, parsed with its sizes checked."""
+    meta = safetensors_metadata(data)
+    if meta.get("format") != FORMAT:
         raise WeightsError("not a wavelatent weights file (no wavelatent metadata)")
     if meta.get("format_version") != FORMAT_VERSION:
         raise WeightsError(f"weights format version {meta.get('format_version')!r} is not supported")
