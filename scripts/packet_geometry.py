@@ -1,7 +1,8 @@
 """Packet geometry study (issue 18, item 1): the ideal linear ceiling of a stereo wavelet-packet codec
 at J = 6, 7 and 8 levels, for 5x and 20x fewer values.
 
-    PYTHONPATH=src python scripts/packet_geometry.py            # writes results/audio/geometry.json
+    PYTHONPATH=src python scripts/packet_geometry.py               # writes results/audio/geometry.json
+    PYTHONPATH=src python scripts/packet_geometry.py --more-data   # writes results/audio/geometry-more-data.json
 
 For each level count J, a stereo signal ``[2, L]`` maps (the project's own periodized bior4.4
 packet analysis, :func:`wavelatent.transforms.wavelets.analysis_1d`) to ``D = 2 * 2**J`` coefficient
@@ -21,6 +22,13 @@ Files: the training music (whole files) and music not used in training: the thre
 ``audio/music`` files (waltz, Vibe Ace, drum-and-bass) and the 11 ``audio/music-cc`` files (middle
 30 s of each). Mono files are coded as L = R, other rates resampled to 44.1 kHz. WaLLoC's own J = 8
 stereo choice (108 and 27 latent channels) is measured beside ``round(512 / ratio)``.
+
+``--more-data`` asks whether more training music would lift the fixed encoder's ceiling: the
+``transfer`` PCA is fitted on the 11 training files plus the 9 ``music-cc`` songs that the held-out
+music table (``results/audio/music/``) does not use, and scored on that table's 5 files. Both modes
+report ``held_out_music_table_*``: the mean over those 5 files, comparable between the two runs,
+and ``reduction_sweep``: the transfer ceiling on those files at J = 6 for fewer kept dimensions
+(5x down to 1.5x): what reduction a fixed linear encoder would need for a given SNR.
 """
 from __future__ import annotations
 
@@ -36,9 +44,12 @@ DATA = ROOT.parent / "shared" / "data" / "audio"
 OUTPUT = ROOT / "results" / "audio" / "geometry.json"
 HELD_OUT = ("147793__setuniman__sweet-waltz-0i-22mi.hq.ogg", "Kevin_MacLeod_-_Vibe_Ace.hq.ogg",
             "admiralbob77_-_Choice_-_Drum-bass.hq.ogg")
+MUSIC_TABLE_CC = ("unwrittenstories_its_simple.mp3", "maddirtmonkey_electronic_happy_song.mp3")
+"""The two music-cc songs of the held-out music table (scripts/regenerate_figures.sh audio)."""
 RATE = 44100
 LEVELS = (6, 7, 8)
 RATIOS = (5, 20)
+SWEEP_K = (26, 32, 43, 52, 64, 86)  # J = 6 (128 packet channels): 4.9x, 4x, 3x, 2.5x, 2x, 1.5x
 WALLOC_J8 = {5: 108, 20: 27}  # WaLLoC's stereo codecs at J=8: latent channels per stereo pair
 COMMAND = "PYTHONPATH=src python scripts/packet_geometry.py"
 
@@ -103,7 +114,10 @@ def dims(levels: int, ratio: int) -> list[int]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("-o", "--output", type=Path, default=OUTPUT)
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help=f"JSON to write (default {OUTPUT.name}, or geometry-more-data.json with --more-data)")
+    p.add_argument("--more-data", action="store_true",
+                   help="fit the transfer PCA on the training music plus 9 music-cc songs; score the music table's 5 files")
     p.add_argument("--seconds", type=float, default=30.0, help="excerpt of each held-out file (middle)")
     p.add_argument("--train-seconds", type=float, default=None, help="excerpt of each training file (default: whole)")
     a = p.parse_args()
@@ -117,6 +131,11 @@ def main() -> int:
     music = sorted((DATA / "music").glob("*.ogg"))
     train = [f for f in music if f.name not in HELD_OUT]
     held = [DATA / "music" / n for n in HELD_OUT] + sorted((DATA / "music-cc").glob("*.mp3"))
+    table = set(HELD_OUT) | set(MUSIC_TABLE_CC)
+    if a.more_data:
+        train += [f for f in held if f.name not in table]
+        held = [f for f in held if f.name in table]
+    output = a.output or (OUTPUT.with_name("geometry-more-data.json") if a.more_data else OUTPUT)
     train_x = {f.name: load(f, a.train_seconds) for f in train}
     held_x = {f.name: load(f, a.seconds) for f in held}
     groups = {"train": train_x, "held_out": held_x}
@@ -147,24 +166,37 @@ def main() -> int:
                         if g == "held_out":
                             three = [r["snr_db"] for r in rows[-len(vals):] if r["file"] in HELD_OUT]
                             summary[key][f"held_out_music3_{mode}_mean_snr_db"] = float(np.mean(three))
+                            five = [r["snr_db"] for r in rows[-len(vals):] if r["file"] in table]
+                            summary[key][f"held_out_music_table_{mode}_mean_snr_db"] = float(np.mean(five))
                 print(key, {k2: round(v, 2) for k2, v in summary[key].items() if k2.endswith("snr_db")}, flush=True)
+    coeffs6 = {n: packets(x, 6) for n, x in train_x.items()}
+    vecs6 = basis(sum(c @ c.T for c in coeffs6.values()))
+    sweep = []
+    for k in SWEEP_K:
+        snrs = {n: ceiling_snr(x, packets(x, 6), vecs6, k, 6) for n, x in held_x.items() if n in table}
+        sweep.append({"levels": 6, "latent_channels": k, "ratio": 128 / k,
+                      "music_table_transfer_mean_snr_db": float(np.mean(list(snrs.values()))), "per_file": snrs})
+        print(f"J6 K{k} ({128 / k:.1f}x): transfer {sweep[-1]['music_table_transfer_mean_snr_db']:.2f} dB", flush=True)
     doc = {
         "description": __doc__.split("\n\n")[0].strip(),
         "method": "PCA (uncentred second moments, float64) of wavelet packet coefficient vectors; keep K; "
-                  "synthesize; waveform SNR in dB. oracle = PCA of the file itself; transfer = PCA of the training music.",
+                  "synthesize; waveform SNR in dB. oracle = PCA of the file itself; transfer = PCA of the training music"
+                  + (" plus the 9 music-cc songs outside the music table." if a.more_data else "."),
         "train_files": [f.name for f in train],
         "held_out_files": [f.name for f in held],
         "held_out_music3": list(HELD_OUT),
+        "held_out_music_table": sorted(table),
         "excerpt_seconds": {"train": a.train_seconds, "held_out": a.seconds},
         "summary": summary,
+        "reduction_sweep": sweep,
         "rows": rows,
         "seconds": time.time() - t0,
-        "provenance": provenance(COMMAND, 1),
+        "provenance": provenance(COMMAND + (" --more-data" if a.more_data else ""), 1),
     }
     from wavelatent.io.files import atomic_write_json
 
-    atomic_write_json(a.output, doc)
-    print(f"wrote {a.output}")
+    atomic_write_json(output, doc)
+    print(f"wrote {output}")
     return 0
 
 
