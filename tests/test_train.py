@@ -144,3 +144,57 @@ def test_export_with_context_model_and_quality_steps(folder, tmp_path):
         # same encoder and decoder: same pixels, whichever entropy model coded the symbols
         np.testing.assert_array_equal(wl.decompress(da, a), wl.decompress(db, b))
     assert main(["export", str(ckpt), "-o", str(tmp_path / "x.safetensors"), "--quality-steps", "2,x"]) == 2
+
+
+def test_decoder_only_keeps_every_file_and_decodes_it(folder, tmp_path):
+    """--decoder-only trains the decoder of release weights on their real symbols; the export keeps every
+    other tensor, so a file written before has the same bytes when written again, and it still decodes
+    (also_decodes); the version goes up; the run resumes exactly."""
+    import wavelatent as wl
+    from wavelatent.container import unpack
+    from wavelatent.errors import WeightsError
+    from wavelatent.train.checkpoint import export_decoder
+    from wavelatent.weights import read_metadata, weights_sha256
+
+    base_path = tmp_path / "base.safetensors"
+    assert main(["export", str(train(_opts(folder, tmp_path / "src", steps=4))), "-o", str(base_path),
+                 "--context-data", str(folder)]) == 0
+    base = load_weights(base_path)
+    opts = dict(init=str(base_path), decoder_only=True, lr=1e-2, steps=6, quality_weights="1,0,2", preset=None)
+    full = train(_opts(folder, tmp_path / "dec", **opts))
+    part = train(_opts(folder, tmp_path / "part", stop_at=2, **opts))
+    resumed = train(_opts(folder, tmp_path / "part", resume=True, **opts))
+    a, b = _state(full), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    state, theirs = load_checkpoint(full).codec.state_dict(), base.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in state.items() if not k.startswith("decoder."))
+    assert not torch.equal(state["decoder.head.weight"], theirs["decoder.head.weight"])
+    assert part.exists() and '"bpp_est"' not in (tmp_path / "dec" / "log.jsonl").read_text()
+
+    out = tmp_path / "new.safetensors"
+    assert main(["export", str(full), "-o", str(out)]) == 0
+    new = load_weights(out)
+    assert new.config == base.config.replace(version=base.config.version + 1)
+    meta = read_metadata(out.read_bytes())
+    assert weights_sha256(base) in meta["also_decodes"] and meta["decoder_steps"] == "6"
+    img = smooth_image(70, 90, seed=9)
+    old_file = wl.compress(img, base, 3)
+    new_file = wl.compress(img, new, 3)
+    a_, b_ = unpack(old_file), unpack(new_file)
+    assert a_.streams == b_.streams  # same symbols, same bytes; only the header's weights hash and version differ
+    assert {k: v for k, v in a_.header.items() if k not in ("weights_sha256", "preset_version")} == \
+        {k: v for k, v in b_.header.items() if k not in ("weights_sha256", "preset_version")}
+    assert wl.decompress(old_file, new).shape == img.shape  # the older weights' files decode
+    assert not np.array_equal(wl.decompress(old_file, new), wl.decompress(old_file, base))
+
+    with pytest.raises(InputError, match="--init"):
+        train(_opts(folder, tmp_path / "x", decoder_only=True))
+    with pytest.raises(InputError, match="quality-weights"):
+        train(_opts(folder, tmp_path / "y", init=str(base_path), decoder_only=True, quality_weights="1,2", preset=None))
+    assert main(["export", str(full), "-o", str(tmp_path / "z.safetensors"), "--default-quality", "2"]) == 1
+    other = tmp_path / "other.safetensors"
+    assert main(["export", str(train(_opts(folder, tmp_path / "src2", steps=3, seed=5))), "-o", str(other),
+                 "--context-data", str(folder)]) == 0
+    base_path.write_bytes(other.read_bytes())  # not the weights the run started from any more
+    with pytest.raises(WeightsError, match="not the weights"):
+        export_decoder(load_checkpoint(full), tmp_path / "w.safetensors")

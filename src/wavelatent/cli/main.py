@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "release weights or a training checkpoint; same architecture) instead of PCA")
     t.add_argument("--prune-details", action="store_true", help="images: train with the encoder's weights on the "
                    "level-1 detail bands held at zero, so that encoding computes only the approximation's subtree")
+    t.add_argument("--decoder-only", action="store_true", help="train only the decoder of the --init release "
+                   "weights (a preset or .safetensors): encoder, quantizer and entropy tables stay, so every file "
+                   "keeps its bytes and decodes better; each sample is coded at a drawn quality exactly as files "
+                   "are; `export` writes the result with the old weights in its also_decodes")
+    t.add_argument("--quality-weights", default=None, help="with --decoder-only: how often each quality is drawn, "
+                   "comma-separated, one per quality (default: equally often)")
     t.add_argument("--checkpoint-minutes", type=float, default=5.0)
     t.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this long")
     t.add_argument("--stop-at", type=int, default=None, help="stop with a checkpoint at this step (resume later)")
@@ -115,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="checkpoint -> release weights", description=(
         "Write the release weights of a training checkpoint: EMA weights if present, entropy tables frozen, "
-        "config and version in the metadata. The result is what --weights accepts and what ships in the package."))
+        "config and version in the metadata. The result is what --weights accepts and what ships in the package. "
+        "A --decoder-only run exports into the weights it started from: only the decoder changes, the version "
+        "goes up and files written with the old weights keep decoding."))
     e.add_argument("checkpoint", help="a run's last.safetensors")
     e.add_argument("-o", "--output", required=True, help="output .safetensors")
     e.add_argument("--no-ema", dest="ema", action="store_false", help="export the raw weights, not the EMA")
@@ -288,6 +296,7 @@ def _weights_info(target: str) -> dict:
         "parameters": sum(p.numel() for p in codec.parameters()),
         "encoder_parameters": sum(p.numel() for p in codec.encoder.parameters()),
         "trained_steps": int(meta.get("trained_steps", "0")),
+        **({"decoder_steps": int(meta["decoder_steps"])} if meta.get("decoder_steps", "").isdigit() else {}),
         "wavelatent_version": meta.get("wavelatent_version"),
         **_audio_notes(cfg),
     }

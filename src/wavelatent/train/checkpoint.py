@@ -153,6 +153,13 @@ def export_checkpoint(
     one later).
     """
     ckpt = load_checkpoint(path)
+    if ckpt.options.get("decoder_only"):
+        if default_quality is not None or prune or quality_steps is not None or context_data is not None:
+            from ..errors import InputError
+
+            raise InputError("a decoder-only run exports its decoder into the weights it started from; "
+                             "--default-quality, --prune-details, --quality-steps and --context-data do not apply")
+        return export_decoder(ckpt, out, use_ema=use_ema)
     codec = copy.deepcopy(ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec).eval()
     config = codec.config
     if quality_steps is not None:
@@ -172,4 +179,39 @@ def export_checkpoint(
         from .grid import fit_codec
 
         extra["grid_fit"] = json.dumps(fit_codec(codec, context_data, holdout=0, progress=progress), sort_keys=True)
+    return save_weights(codec, out, extra=extra)
+
+
+def export_decoder(ckpt: Checkpoint, out: str | os.PathLike, *, use_ema: bool = True) -> str:
+    """A decoder-only run -> the weights it started from (``options["init"]``) with the trained decoder:
+    every other tensor must be theirs bit for bit (so every file keeps its symbols and bytes), their
+    metadata carries over, ``also_decodes`` names them (files written with them decode with the new
+    weights) and the version is the registry's or + 1. Returns the sha256."""
+    import torch
+
+    from ..registry import get_config, list_presets
+    from ..weights import deserialize, shipped_path, successor_metadata
+
+    source = ckpt.options.get("init")
+    path = shipped_path(source) if source in list_presets() else Path(str(source))
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise WeightsError(f"the weights this decoder-only run started from ({path}) cannot be read: "
+                           f"{e.strerror or e}") from None
+    base = deserialize(raw, source=str(path))
+    trained = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec
+    if trained.config.replace(default_quality=base.config.default_quality) != base.config:
+        raise WeightsError(f"{path} holds another config than the run ({base.config.name})")
+    theirs = base.state_dict()
+    changed = [k for k, v in trained.state_dict().items()
+               if not k.startswith("decoder.") and not torch.equal(v.cpu(), theirs[k])]
+    if changed:
+        raise WeightsError(f"{path} is not the weights this run started from: {', '.join(changed[:3])} differ")
+    registered = get_config(base.config.name) if base.config.name in list_presets() else None
+    version = max(base.config.version + 1, registered.version if registered is not None else 0)
+    codec = WaveletCodec(base.config.replace(version=version)).eval()
+    codec.load_state_dict(trained.state_dict(), strict=True)
+    extra = {**successor_metadata(raw), "decoder_steps": str(ckpt.step),
+             "decoder_train_options": json.dumps(ckpt.options, sort_keys=True)}
     return save_weights(codec, out, extra=extra)

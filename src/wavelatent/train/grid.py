@@ -177,17 +177,16 @@ def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = Fa
     older tables, so files written before still decode (``also_decodes``); the registry's version for a
     registered preset, else version + 1.
     Returns the new file's sha256 and the fit report."""
-    import hashlib
     import json
     from pathlib import Path
 
     from ..codec import WaveletCodec
     from ..registry import get_config, list_presets
-    from ..weights import also_decodes, deserialize, read_metadata, save_weights, shipped_path
+    from ..weights import deserialize, save_weights, shipped_path, successor_metadata
 
     path = shipped_path(source) if isinstance(source, str) and source in list_presets() else Path(source)
     raw = path.read_bytes()
-    old, meta = deserialize(raw, source=str(path)), read_metadata(raw)
+    old = deserialize(raw, source=str(path))
     cfg = old.config
     if cfg.context == "grid":
         raise ValueError(f"{cfg.name} already codes with the grid model")
@@ -201,9 +200,7 @@ def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = Fa
     if unexpected or any(not k.startswith("grid_") for k in missing):
         raise ValueError(f"weights do not carry over: {missing + unexpected}")
     fit_info = fit_codec(codec, data, holdout=holdout, progress=progress)
-    older = list(dict.fromkeys([hashlib.sha256(raw).hexdigest(), *also_decodes(meta)]))
-    keep = {k: v for k, v in meta.items() if k not in ("format", "format_version", "config", "wavelatent_version")}
-    extra = {**keep, "also_decodes": json.dumps(older), "grid_fit": json.dumps(fit_info, sort_keys=True)}
+    extra = {**successor_metadata(raw), "grid_fit": json.dumps(fit_info, sort_keys=True)}
     return save_weights(codec, output, extra=extra), fit_info["per_quality"]
 
 

@@ -6,6 +6,12 @@ Audio presets: random excerpts of a folder of audio files resampled to the prese
 one more bit per sample is worth ``lmbda`` of MSE; in the high-rate regime a coded coefficient then
 gets a quantization step of about ``sqrt(12 lmbda / (2 ln 2)) = 2.9 sqrt(lmbda)`` (so ``lmbda = 1e-4``
 gives steps of about 0.03 in waveform units, ~1e-4 of MSE: ~20 dB SNR on music at -17 dBFS RMS).
+
+Decoder only (``decoder_only``, from release weights given as ``init``): everything but the decoder
+stays as it is (encoder, quantizer, entropy tables), so every file keeps its symbols and bytes; each
+sample is quantized at a quality drawn per sample (``quality_weights``) exactly as files hold it, and
+the decoder learns to decode those symbols. Images: ``loss = mean over samples of 10 log10(MSE)``
+(minus the mean PSNR, so no quality's larger errors drown the others); audio: MSE.
 """
 from __future__ import annotations
 
@@ -70,6 +76,8 @@ class TrainOptions:
     progress: bool = True
     excerpt: int | None = None  # audio: samples per excerpt (rounded up to whole blocks); None: 256 latent positions
     val_seconds: float = 10.0  # audio: validate on at most this many seconds from the middle of each file
+    decoder_only: bool = False  # train only the decoder of the release weights `init` (files keep their bytes)
+    quality_weights: str | None = None  # decoder_only: relative frequency of each quality, e.g. "1,1,1,2,3"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -219,6 +227,57 @@ class _Stop(Exception):
     pass
 
 
+def decoder_base(o: TrainOptions) -> WaveletCodec:
+    """The release weights a decoder-only run keeps all of but the decoder (``o.init``: a preset or a
+    ``.safetensors`` weights file, not a checkpoint: their entropy tables must be the ones files use)."""
+    from ..errors import WeightsError
+    from ..models import load_codec
+
+    if not o.init:
+        raise InputError("--decoder-only trains the decoder of release weights: give them with --init "
+                         "(a preset name or a .safetensors weights file)")
+    try:
+        base = load_codec(o.init)
+    except WeightsError as e:
+        raise InputError(f"--decoder-only --init {o.init}: not release weights ({e}); export a checkpoint first") from None
+    if o.preset and o.preset != base.config.name:
+        raise InputError(f"--preset {o.preset} differs from the --init weights' preset {base.config.name}")
+    if o.config_file or o.prune_details:
+        raise InputError("--decoder-only keeps the --init weights' config and encoder: drop --config/--prune-details")
+    return base
+
+
+def quality_weights(o: TrainOptions, qualities: int) -> torch.Tensor:
+    """How often a decoder-only run draws each quality ``[qualities]`` (float)."""
+    if o.quality_weights is None:
+        return torch.ones(qualities)
+    try:
+        w = [float(v) for v in o.quality_weights.split(",")]
+    except ValueError:
+        w = []
+    if len(w) != qualities or not all(math.isfinite(v) and v >= 0 for v in w) or sum(w) <= 0:
+        raise InputError(f"--quality-weights must be {qualities} non-negative numbers (one per quality), "
+                         f"not all zero, got {o.quality_weights!r}")
+    return torch.tensor(w)
+
+
+class DecoderTrainer(torch.nn.Module):
+    """The decoder-only training pass ``x [B, C, *S], qualities [B] -> x_hat``: the frozen encoder's
+    latent, quantized per sample at its quality exactly as files hold it, decoded (gradients reach only
+    the decoder). A module so that DDP can wrap it."""
+
+    def __init__(self, codec: WaveletCodec) -> None:
+        super().__init__()
+        self.codec = codec
+
+    def forward(self, x: torch.Tensor, qualities: torch.Tensor) -> torch.Tensor:
+        c = self.codec
+        with torch.no_grad():
+            y = c.encode(x)
+            y_hat = torch.cat([c.dequantize(c.quantize(y[i : i + 1], q), q) for i, q in enumerate(qualities.tolist())])
+        return c.decode(y_hat)
+
+
 def train(o: TrainOptions) -> Path:
     """Run (or resume) training; returns the path of the last checkpoint."""
     from tqdm import tqdm
@@ -246,7 +305,8 @@ def train(o: TrainOptions) -> Path:
     if main:
         out.mkdir(parents=True, exist_ok=True)
 
-    config = _resolve_config(o)
+    base = decoder_base(o) if o.decoder_only else None
+    config = base.config if base is not None else _resolve_config(o)
     audio = config.modality == "audio"
     lmbda = o.lmbda if o.lmbda is not None else (1e-4 if audio else 0.0067)
     train_files, val_files = _split(o, audio)
@@ -277,12 +337,15 @@ def train(o: TrainOptions) -> Path:
         opt_state = ckpt.optimizer_state
     else:
         torch.manual_seed(o.seed)
-        codec = WaveletCodec(config)
-        if o.init:
-            init_from(codec, o.init)
-        elif o.pca_init:
-            pca_init(codec, torch.cat([batcher.batch(-1 - i)[0] for i in range(4)]),
-                     **({"scale": audio_pca_scale(config, lmbda)} if audio else {}))
+        if base is not None:  # decoder only: the release weights as they are, entropy tables included
+            codec = copy.deepcopy(base)
+        else:
+            codec = WaveletCodec(config)
+            if o.init:
+                init_from(codec, o.init)
+            elif o.pca_init:
+                pca_init(codec, torch.cat([batcher.batch(-1 - i)[0] for i in range(4)]),
+                         **({"scale": audio_pca_scale(config, lmbda)} if audio else {}))
         if o.prune_details:
             prune_details(codec)
         ema = copy.deepcopy(codec) if o.ema > 0 else None
@@ -291,7 +354,10 @@ def train(o: TrainOptions) -> Path:
     if ema is not None:
         ema.to(device).eval().requires_grad_(False)
 
-    named = list(codec.named_parameters())
+    if o.decoder_only:
+        codec.requires_grad_(False)
+        codec.decoder.requires_grad_(True)
+    named = [(n, p) for n, p in codec.named_parameters() if p.requires_grad]
     decay = [p for n, p in named if p.dim() > 1 and not n.startswith("prior.")]
     no_decay = [p for n, p in named if p.dim() <= 1 and not n.startswith("prior.")]
     prior = [p for n, p in named if n.startswith("prior.")]
@@ -301,14 +367,16 @@ def train(o: TrainOptions) -> Path:
         {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
         {"params": prior, "weight_decay": 0.0, "lr_scale": PRIOR_LR_SCALE},
     ]
+    groups = [gr for gr in groups if gr["params"]]  # decoder only: no prior
     optimizer = torch.optim.AdamW(groups, lr=o.lr)
     if opt_state is not None:
         optimizer.load_state_dict(opt_state)
-    model = codec
+    model = DecoderTrainer(codec) if o.decoder_only else codec
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(codec, device_ids=[device.index] if device.type == "cuda" else None)
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    draw = quality_weights(o, config.qualities) if o.decoder_only else None
 
     steps_lo, steps_hi = min(config.quality_steps), max(config.quality_steps)
     pixels = o.crop * o.crop
@@ -336,23 +404,31 @@ def train(o: TrainOptions) -> Path:
         while step < min(o.steps, o.stop_at or o.steps):
             x, g = batcher.batch(step)
             B = x.shape[0]
-            u = torch.rand(B, generator=g)
-            qstep = torch.exp(math.log(steps_lo) + u * (math.log(steps_hi) - math.log(steps_lo)))
-            latent = (B, config.latent_channels, *[n // config.block for n in x.shape[2:]])
-            noise = torch.rand(latent, generator=g) - 0.5
             shard = slice(rank * B // world, (rank + 1) * B // world)
-            x, qstep, noise = x[shard].to(device), qstep[shard].to(device), noise[shard].to(device)
-
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, o) * group["lr_scale"]
-            x_hat, bits = model(x, qstep, noise)
-            mse = F.mse_loss(x_hat, x)
-            if audio:  # bits per channel sample
-                bpp = bits.sum() / x.numel()
-                loss = mse + lmbda * bpp
+            if draw is not None:  # decoder only: the real symbols of a quality drawn per sample; the rate is fixed
+                qualities = torch.multinomial(draw, B, replacement=True, generator=g) + 1
+                x = x[shard].to(device)
+                x_hat = model(x, qualities[shard])
+                per_sample = (x_hat - x).pow(2).flatten(1).mean(1)
+                mse = per_sample.mean()
+                bpp = torch.zeros(())
+                loss = mse if audio else 10 * torch.log10(per_sample.clamp_min(1e-12)).mean()
             else:
-                bpp = bits.sum() / (x.shape[0] * pixels)
-                loss = lmbda * 255.0**2 * mse + bpp
+                u = torch.rand(B, generator=g)
+                qstep = torch.exp(math.log(steps_lo) + u * (math.log(steps_hi) - math.log(steps_lo)))
+                latent = (B, config.latent_channels, *[n // config.block for n in x.shape[2:]])
+                noise = torch.rand(latent, generator=g) - 0.5
+                x, qstep, noise = x[shard].to(device), qstep[shard].to(device), noise[shard].to(device)
+                x_hat, bits = model(x, qstep, noise)
+                mse = F.mse_loss(x_hat, x)
+                if audio:  # bits per channel sample
+                    bpp = bits.sum() / x.numel()
+                    loss = mse + lmbda * bpp
+                else:
+                    bpp = bits.sum() / (x.shape[0] * pixels)
+                    loss = lmbda * 255.0**2 * mse + bpp
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
@@ -373,7 +449,8 @@ def train(o: TrainOptions) -> Path:
                     bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{-10 * math.log10(max(mse.item(), 1e-10)):.2f}",
                                     bpp=f"{bpp.item():.3f}")
                 if step % 100 == 0:  # bpp_est: bits per pixel, or per channel sample for audio
-                    log({"step": step, "loss": loss.item(), "mse": mse.item(), "bpp_est": bpp.item(),
+                    rate = {} if o.decoder_only else {"bpp_est": bpp.item()}  # decoder only: the rate is fixed
+                    log({"step": step, "loss": loss.item(), "mse": mse.item(), **rate,
                          "lr": _lr_at(step - 1, o), "elapsed_s": time.monotonic() - t0})
                 if val_images and audio and (step % o.val_every == 0 or step == o.steps):
                     r = validate_audio(ema if ema is not None else codec, val_images)

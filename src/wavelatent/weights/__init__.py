@@ -109,6 +109,16 @@ def also_decodes(meta: dict[str, str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def successor_metadata(data: bytes) -> dict[str, str]:
+    """The metadata a release made from the weights blob ``data`` carries over (training records, fits)
+    with ``also_decodes`` naming ``data``'s hash and every hash it declared: for a new release that
+    keeps the encoder, quantizer and entropy tables (so it decodes the older files)."""
+    meta = read_metadata(data)
+    older = list(dict.fromkeys([hashlib.sha256(data).hexdigest(), *also_decodes(meta)]))
+    keep = {k: v for k, v in meta.items() if k not in ("format", "format_version", "config", "wavelatent_version")}
+    return {**keep, "also_decodes": json.dumps(older)}
+
+
 def accepts_weights(codec: torch.nn.Module, sha: str) -> bool:
     """Whether a file naming weights ``sha`` (all 64 hex digits, or a prefix of at least 16) decodes
     with ``codec``: its weights as they are now, or, while they are unchanged since loading, an older
