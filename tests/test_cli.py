@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from wavelatent.cli import main
+from wavelatent.registry import list_presets
 
 from .conftest import smooth_image
 
@@ -102,3 +103,12 @@ def test_stdin_stdout(png, tmp_path, test_weights):
     assert decoded[:8] == b"\x89PNG\r\n\x1a\n"
     bad = subprocess.run(cmd, input=b"garbage", capture_output=True)
     assert bad.returncode == 1 and b"Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("preset", list_presets())
+def test_info_of_every_preset(preset, capsys):
+    """`info PRESET` works for every preset, whatever its weights' metadata records (a release's
+    trained_steps may be an account of several runs, not a number)."""
+    assert main(["info", preset, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == preset and info["version"] >= 1

@@ -295,8 +295,8 @@ def _weights_info(target: str) -> dict:
         "weights_sha256": codec.weights_sha256,
         "parameters": sum(p.numel() for p in codec.parameters()),
         "encoder_parameters": sum(p.numel() for p in codec.encoder.parameters()),
-        "trained_steps": int(meta.get("trained_steps", "0")),
-        **({"decoder_steps": int(meta["decoder_steps"])} if meta.get("decoder_steps", "").isdigit() else {}),
+        # an int, or a release's own account of several runs ("3000 + 15000 + 8000")
+        **{k: int(meta[k]) if meta[k].isdigit() else meta[k] for k in ("trained_steps", "decoder_steps") if k in meta},
         "wavelatent_version": meta.get("wavelatent_version"),
         **_audio_notes(cfg),
     }
