@@ -56,9 +56,11 @@ _PRESETS: dict[str, CodecConfig] = {
             description="RGB images, J=3 packets (192 channels) -> 48 latent channels: 4x fewer values.",
             # v2: 26k steps (v1 + two fine-tunes, the last on steps 0.35..0.84) and the checkerboard context model
             # v3: same weights, the grid context model; keeps the checkerboard tables so v2 files decode
+            # v4: same encoder and entropy tables (every file keeps its bytes), the decoder trained 2500 more
+            # steps on the real symbols of every quality (train --decoder-only); v2 and v3 files decode
             context="grid",
             legacy_context="checkerboard",
-            version=3,
+            version=4,
         ),
         CodecConfig(
             name="image-gray-16x",
