@@ -178,6 +178,23 @@ def test_configs_round_trip():
         assert type(cfg).from_json(cfg.to_json()) == cfg
 
 
+def test_folded_encoder_matches_the_float_path(codec):
+    """At inference an image encoder folds the -0.5 offset and uint8's 1/255 into its weights and
+    transforms uint8 pixels without a conversion pass (all bands here: the full transform); the latent
+    is the float path's up to rounding."""
+    cfg = codec.config
+    if cfg.modality != "image":
+        pytest.skip("images only")
+    g = torch.Generator().manual_seed(3)
+    pixels = torch.randint(0, 256, (2, cfg.channels, 3 * cfg.block, 5 * cfg.block), generator=g, dtype=torch.uint8)
+    with torch.inference_mode():
+        assert codec._inference_weight()[1] is False  # nonzero detail weights
+        x = pixels.to(torch.float32) / 255.0
+        reference = codec.quantizer.squash(codec.encoder(codec.analysis(codec.pad(x - codec.signal_offset))))
+        torch.testing.assert_close(codec.encode(pixels), reference, atol=1e-5, rtol=0)
+        torch.testing.assert_close(codec.encode(x), reference, atol=1e-5, rtol=0)
+
+
 def test_pruned_encoder_computes_only_the_approximation_subtree(codec):
     import copy
 

@@ -99,6 +99,34 @@ def test_decoding_is_independent_of_float_summation_order(tables2d):
     assert np.array_equal(a, grid.predict(w2, nb[perm], cur, 20))
 
 
+def _in_dtype(t: grid.GridTables, dtype) -> grid.GridTables:
+    """The same model, forced to compute in ``dtype``."""
+    u = grid.GridTables(t.mu, t.sigma, t.freqs)
+    u._cache["dtype"] = dtype
+    return u
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_float32_work_is_exact(tables2d, tables1d, dims):
+    """When no sum can reach 2**24 the coders compute in float32: the same bytes and symbols as float64,
+    extreme symbols (the largest sums) included; a model whose bound reaches 2**24 computes in float64."""
+    t = tables2d if dims == 2 else tables1d
+    assert t.work_dtype() is np.float32 and t.sum_bound() < 1 << 24
+    rng = np.random.default_rng(11)
+    C, Q = t.check()
+    shape = (40, 56) if dims == 2 else (700,)
+    for q in (_symbols(rng, C, shape, Q), rng.choice([-Q, Q], size=(C, *shape)).astype(np.int32)):
+        data = grid.encode(q, t)
+        assert data == grid.encode(q, _in_dtype(t, np.float64))
+        assert np.array_equal(grid.decode(data, t, shape), q)
+        assert np.array_equal(grid.decode_many([data, data], t, shape)[1], q)
+    heavy = grid.GridTables(t.mu, np.minimum(t.sigma.astype(np.int64) * 8192, grid.MAX_SIGMA_WEIGHT).astype(np.int32),
+                            t.freqs)
+    assert heavy.sum_bound() >= 1 << 24 and heavy.work_dtype() is np.float64
+    q = _symbols(rng, C, shape, Q)
+    assert np.array_equal(grid.decode(grid.encode(q, heavy), heavy, shape), q)
+
+
 def test_corrupt_streams_raise_or_differ(tables2d):
     rng = np.random.default_rng(11)
     q = _symbols(rng, 4, (20, 20), 20)

@@ -146,34 +146,43 @@ class WaveletCodec(nn.Module):
         return self._encode_striped(x, rows, preprocess)
 
     def _encode(self, x: Tensor) -> Tensor:
-        weight = self._approximation_weight()
-        if weight is not None:  # the encoder reads no level-1 detail band: skip computing them
+        weight, approximation = self._inference_weight()
+        if weight is not None:
             # linear up to the bias: a constant offset only reaches band 0 of each channel (DC gain 2**J),
             # and uint8's 1/255 can scale the small weight matrix; no extra pass over the image for either
-            n = 4 ** (self.config.levels - 1)
+            n = weight.shape[1] // self.config.channels
             offset = self.signal_offset * 2**self.config.levels * weight[:, ::n].sum(1)
             if x.dtype == torch.uint8:
                 weight = weight / 255.0
-            y = self.encoder(analysis_2d_approximation(self.pad(x), self.config.levels), weight)
+            # an encoder that reads no level-1 detail band: skip computing them
+            analysis = analysis_2d_approximation if approximation else analysis_2d
+            y = self.encoder(analysis(self.pad(x), self.config.levels), weight)
             y = y - offset.view(1, -1, 1, 1)
             return self.quantizer.squash(y) if torch.is_grad_enabled() else self.quantizer.squash_(y)
         if x.dtype == torch.uint8:
             x = x.to(torch.float32).div_(255.0)
         return self.quantizer.squash(self.encoder(self.analysis(self.pad(x - self.signal_offset))))
 
+    def _inference_weight(self) -> tuple[Tensor | None, bool]:
+        """For images (not while training the encoder): the encoder weights the folded path uses and
+        whether they read only the bands below the level-1 approximation (``[K, C * 4**(J-1)]``, every
+        other weight exactly zero) or all of them (``[K, C * 4**J]``); else ``(None, False)``."""
+        cfg = self.config
+        if cfg.architecture != "wavelatent" or cfg.spatial_dims != 2 or cfg.levels < 1:
+            return None, False  # WaLLoC's imported modules keep their own encoder
+        weight = self.encoder.weight
+        if weight.requires_grad and torch.is_grad_enabled():
+            return None, False
+        per_band = weight.view(weight.shape[0], cfg.channels, 4, 4 ** (cfg.levels - 1))
+        if torch.count_nonzero(per_band[:, :, 1:]):
+            return weight.detach(), False  # no gradient reaches it here (a Parameter argument would ask for one)
+        return per_band[:, :, 0].reshape(weight.shape[0], -1), True
+
     def _approximation_weight(self) -> Tensor | None:
         """Encoder weights ``[K, C * 4**(J-1)]`` on the bands below the level-1 approximation, when every
         other weight is exactly zero (images, not while training the encoder); else None."""
-        cfg = self.config
-        if cfg.architecture != "wavelatent" or cfg.spatial_dims != 2 or cfg.levels < 1:
-            return None  # WaLLoC's imported modules keep their own encoder
-        weight = self.encoder.weight
-        if weight.requires_grad and torch.is_grad_enabled():
-            return None
-        per_band = weight.view(weight.shape[0], cfg.channels, 4, 4 ** (cfg.levels - 1))
-        if torch.count_nonzero(per_band[:, :, 1:]):
-            return None
-        return per_band[:, :, 0].reshape(weight.shape[0], -1)
+        weight, approximation = self._inference_weight()
+        return weight if approximation else None
 
     def quantize(self, y: Tensor, quality: int | None = None) -> Tensor:
         """Latent -> integer symbols ``q`` (int32, same shape) in ``[-Q, Q]`` for this quality."""

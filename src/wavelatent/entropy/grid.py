@@ -19,9 +19,10 @@ Within a pass, channel 0 first. Channel ``k`` of a pass is coded as a residual `
   log-spaced thresholds :data:`THRESHOLDS` below ``sigma`` and ``shift_k`` in ``[-4, 3]`` is chosen per
   file and channel by the encoder (coded first in the stream).
 
-Every feature, weight and sum is an integer; sums are evaluated in float64 on integer values small
-enough (checked bounds, < 2**53) that any summation order gives the exact result, so decoding is
-bit-exact on every machine. Tables are ``[BUCKETS, 4Q + 1]`` integer frequencies of 24-bit precision,
+Every feature, weight and sum is an integer; sums are evaluated in floats on integer values small
+enough that any summation order gives the exact result, so decoding is bit-exact on every machine:
+float32 when a model's weights and symbol bound keep every sum below ``2**24`` (:meth:`GridTables.work_dtype`;
+every shipped preset: at most ``2**20``), else float64 (checked bounds, < ``2**53``). Tables are ``[BUCKETS, 4Q + 1]`` integer frequencies of 24-bit precision,
 shared by all channels. Encoding is vectorized over channels; decoding runs one small vectorized
 step per pass and channel, and one rANS call per (pass, channel, bucket) group. :func:`decode_many`
 decodes many latents of one shape (a cache shard) with each step vectorized over all of them
@@ -131,10 +132,33 @@ class GridTables:
         return self._cache["lengths"]
 
     def float_weights(self) -> tuple[np.ndarray, np.ndarray]:
-        """``mu`` and ``sigma`` weights as float64 (exact integers), built once."""
+        """``mu`` and ``sigma`` weights in :meth:`work_dtype` (exact integers), built once."""
         if "float" not in self._cache:
-            self._cache["float"] = (np.asarray(self.mu, dtype=np.float64), np.asarray(self.sigma, dtype=np.float64))
+            dt = self.work_dtype()
+            self._cache["float"] = (np.asarray(self.mu, dtype=dt), np.asarray(self.sigma, dtype=dt))
         return self._cache["float"]
+
+    def work_dtype(self) -> type:
+        """float32 when no sum the coders form can reach ``2**24`` (then every partial sum, in any order,
+        is an exactly representable integer), else float64; from the weights and the symbol bound
+        ``Q`` alone, so encoder and decoder agree (cached)."""
+        if "dtype" not in self._cache:
+            self._cache["dtype"] = np.float32 if self.sum_bound() < 1 << 24 else np.float64
+        return self._cache["dtype"]
+
+    def sum_bound(self) -> int:
+        """An upper bound of ``|sum|`` over every subset of the terms of any prediction or scale sum
+        (:func:`predict_raw` plus the decoder's rounding offset, :func:`scale`) for symbols in ``[-Q, Q]``:
+        features at most ``Q`` (symbols), ``2Q`` (residual magnitudes), ``2 near Q`` (ring spreads) and
+        ``offsets * C * 2Q`` (all channels' residual magnitudes at the offsets)."""
+        C, Q = self.check()
+        dims = self.dims
+        near, offsets = max_near(dims), max_offsets(dims)
+        mu, sigma = np.abs(np.asarray(self.mu, dtype=np.int64)), np.abs(np.asarray(self.sigma, dtype=np.int64))
+        rsum = offsets * C * 2 * Q
+        f = np.concatenate([[1], np.full(near, 2 * near * Q), np.full(offsets, 2 * Q), [rsum], np.full(C, Q),
+                            np.full(C, 2 * Q)])
+        return int(max(mu.sum(-1).max(initial=0) * Q + 512 * Q + 128, (sigma * f).sum(-1).max(initial=0), rsum))
 
     def models(self) -> list:
         """One constriction model per bucket (built once)."""
@@ -223,8 +247,8 @@ class Lattices:
         self.shape = shape
         self.pad = lattice_pad(dims)
         padded = tuple(s + 2 * self.pad for s in shape)
-        # int32 holds every symbol and residual magnitude exactly; float64 too (the coders, whose
-        # feature blocks are float64, copy from it without a conversion)
+        # int32 holds every symbol and residual magnitude exactly; so do the coders' float work dtypes
+        # (their feature blocks copy from it without a conversion)
         self.q = np.zeros((C, *padded), dtype=dtype)
         self.r = np.zeros((C, *padded), dtype=dtype)  # |residual| of decoded symbols
 
@@ -309,7 +333,7 @@ def buckets(sigma: np.ndarray, shift) -> np.ndarray:
 
 
 def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: tuple[int, ...]) -> np.ndarray:
-    """A pass's neighbour features in ``block`` (float64, reused across passes: its pages are touched
+    """A pass's neighbour features in ``block`` (the lattices' dtype, reused across passes: its pages are touched
     once): ``[C, 2O + near, n]`` = own q at each offset, own |r| there, then the spread
     ``|near * x_i - sum_j x_j|`` of the near ring (the integers of :func:`pass_features`)."""
     O, near = len(p.offsets), p.near
@@ -329,18 +353,20 @@ def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: 
 
 def _feature_block(lat: Lattices, dims: int, C: int) -> np.ndarray:
     """One buffer that holds the largest pass's :func:`_neighbour_block`."""
-    return np.empty(C * max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims)))
+    return np.empty(C * max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims)),
+                    dtype=lat.q.dtype)
 
 
 def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per pass in coding order, ``(residuals [C, n], sigma [C, n])`` (int64), every channel of a pass
     computed at once (all symbols are known: the encoder's side). The same integers as
     :func:`pass_features`, :func:`predict` and :func:`scale`, arranged for speed: a pass's neighbour
-    features are copied once into one float64 block and weighted by batched matrix products (exact:
-    integer terms, sums below 2**53, so any summation order gives the same result)."""
+    features are copied once into one block of :meth:`GridTables.work_dtype` and weighted by batched
+    matrix products (exact: integer terms, every partial sum within :meth:`GridTables.sum_bound`, so any
+    summation order gives the same result)."""
     C, Q = q.shape[0], t.max_symbol
     dims = q.ndim - 1
-    lat = Lattices(C, q.shape[1:], dims, np.float64)
+    lat = Lattices(C, q.shape[1:], dims, t.work_dtype())
     lat.q[lat.interior()] = q
     near_max, off_max = max_near(dims), max_offsets(dims)
     mu_f, sigma_f = t.float_weights()
@@ -366,7 +392,7 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
             sigma += sw[:, 1 + near_max + off_max, None] * feats[:, O : 2 * O].sum((0, 1))
         r = cur.astype(np.int64)
         r -= _clamp((raw.astype(np.int64) + 128) >> 8, -Q, Q)
-        absr = np.abs(r).astype(np.float64)
+        absr = np.abs(r).astype(lat.q.dtype)
         sigma += sw[:, -C:] @ absr
         lat.r[idx] = absr.reshape(C, *counts)
         out.append((r, sigma.astype(np.int64)))
@@ -464,15 +490,15 @@ def decode(data: bytes, t: GridTables, shape: tuple[int, ...], *, max_symbols: i
 
 
 class _Batch(Lattices):
-    """The lattices of ``S`` latents ``[C, *padded, S]`` (float64, exact integers: copied into the
-    float64 feature block as they are): a pass's positions are those of every latent, the latents
+    """The lattices of ``S`` latents ``[C, *padded, S]`` (``dtype``, exact integers: copied into the
+    feature block as they are): a pass's positions are those of every latent, the latents
     side by side (innermost: contiguous runs however small the latents), so the per-position
     arithmetic of :func:`decode` applies unchanged."""
 
-    def __init__(self, C: int, S: int, shape: tuple[int, ...], dims: int) -> None:
+    def __init__(self, C: int, S: int, shape: tuple[int, ...], dims: int, dtype=np.float64) -> None:
         super().__init__(C, shape, dims)
         self.S = S
-        self.q = np.zeros((*self.q.shape, S))
+        self.q = np.zeros((*self.q.shape, S), dtype=dtype)
         self.r = np.zeros_like(self.q)
 
     def interior(self) -> tuple[slice, ...]:
@@ -488,7 +514,7 @@ class _Batch(Lattices):
 @dataclass(frozen=True)
 class _PassWeights:
     """One pass's weights of :func:`predict` and :func:`scale` arranged for :func:`decode_many`
-    (float64, exact integers)."""
+    (:meth:`GridTables.work_dtype`, exact integers)."""
 
     mu_nb: np.ndarray  # [C, 1, O]: own q at the offsets
     sigma_nb: np.ndarray  # [C, 1, O + near]: own |r| at the offsets, near-ring spread
@@ -513,10 +539,12 @@ def _pass_weights(t: GridTables) -> list[_PassWeights]:
             mu_nb = np.ascontiguousarray(mw[:, None, :O])
             sigma_nb = np.concatenate([sw[:, 1 + near_max : 1 + near_max + O], sw[:, 1 : 1 + near]], axis=1)[:, None]
             # channel k's weight on its own q and |q| is 0 (checked): 1 there adds the sums parked in those slots
-            mu_ch = mw[:, -C:] + np.eye(C)
-            sigma_ch = np.stack([sw[:, -2 * C : -C] + np.eye(C), sw[:, -C:]], axis=2).reshape(C, 2 * C)
+            eye = np.eye(C, dtype=mw.dtype)
+            mu_ch = mw[:, -C:] + eye
+            sigma_ch = np.stack([sw[:, -2 * C : -C] + eye, sw[:, -C:]], axis=2).reshape(C, 2 * C)
             out.append(_PassWeights(mu_nb, sigma_nb, sw[:, 1 + near_max + off_max, None].copy(),
-                                    np.full((C, 1), 128.0 - 512 * Q), sw[:, :1].copy(), mu_ch, sigma_ch))
+                                    np.full((C, 1), 128.0 - 512 * Q, dtype=mw.dtype), sw[:, :1].copy(), mu_ch,
+                                    sigma_ch))
         t._cache["decoder"] = out
     return t._cache["decoder"]
 
@@ -584,7 +612,8 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         return np.concatenate([decode_many(datas[i : i + per], t, shape, max_symbols=max_symbols)
                                for i in range(0, S, per)])
     with decoding_errors():
-        lat = _Batch(C, S, shape, dims)
+        dt = t.work_dtype()
+        lat = _Batch(C, S, shape, dims, dt)
         weights = _pass_weights(t)
         models = t.models()
         ans = constriction_module().stream.stack.AnsCoder
@@ -594,7 +623,7 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         top = table.shape[1] - 1
         rows = [table[d] for d in shifts[0]] if S == 1 else []  # channel k's buckets of sigma: rows[k][sigma]
         decoders = [c.decode for c in coders]
-        absr = np.abs(np.arange(4 * Q + 1, dtype=np.float64) - 2 * Q)  # |r| by residual index
+        absr = np.abs(np.arange(4 * Q + 1, dtype=dt) - 2 * Q)  # |r| by residual index
         block = _feature_block(lat, dims, C)
         for p, w in zip(passes(dims), weights):
             counts = lat.counts(p)
@@ -604,8 +633,8 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
             O = len(p.offsets)
             # per channel the decoded q, |q| and |r|; until a channel is decoded, its q and |q| slots
             # hold the sums of its mu and sigma terms that do not come from the channels before it
-            q = np.empty((C, n))
-            absqr = np.empty((C, 2, n))
+            q = np.empty((C, n), dtype=dt)
+            absqr = np.empty((C, 2, n), dtype=dt)
             if O:
                 feats = _neighbour_block(lat, p, block, C, counts)
                 np.matmul(w.mu_nb, feats[:, :O], out=q[:, None])

@@ -435,11 +435,11 @@ def _interleaved(levels: int, w_first: int, h_first: int) -> list[int]:
     return [d for level in range(levels) for d in (w_first + level, h_first + level)]
 
 
-def _analysis_2d_stage(x: Tensor, levels: int) -> Tensor:
+def _analysis_2d_stage(x: Tensor, levels: int, dtype: torch.dtype | None = None) -> Tensor:
     batch, channels, height, width = x.shape
     s, bits = 2**levels, (2,) * levels
     # Along W: [B*C*H, W] -> [G_w, B*C*H, group_w * s] -> [H, B, C, s (w band), w'] (w' >= W / s).
-    rows, group_w = _analysis_last(x, levels)
+    rows, group_w = _analysis_last(x, levels, dtype=dtype)
     wide = rows.shape[0] * group_w
     rows = rows.view(-1, batch, channels, height, group_w, s).permute(3, 1, 2, 5, 0, 4)
     # Along H: -> [G_h * group_h, s (h band), B, C, s (w band), w'] (rows from H / s on discarded).
@@ -508,8 +508,10 @@ def _synthesis_1d_fast(coeffs: Tensor, levels: int) -> Tensor:
 
 
 def _analysis_2d_fast(x: Tensor, levels: int) -> Tensor:
+    """Integer ``x`` (pixels) is transformed in float32, converted in the first padding copy."""
+    dtype = x.dtype if x.is_floating_point() else torch.float32
     for depth in _stages(levels):
-        x = _analysis_2d_stage(x, depth)
+        x = _analysis_2d_stage(x, depth, dtype)
     return x
 
 
@@ -566,10 +568,11 @@ def analysis_2d(x: Tensor, levels: int) -> Tensor:
 
     ``x [B, C, H, W]`` with ``H, W % 2**levels == 0`` ->
     ``coeffs [B, C * 4**levels, H / 2**levels, W / 2**levels]``
-    (channel order in the module docstring). ``levels=0`` returns ``x`` unchanged.
+    (channel order in the module docstring). ``levels=0`` returns ``x`` unchanged. Integer ``x`` (e.g.
+    uint8 pixels) is transformed in float32 without a separate conversion pass.
     """
     _check_levels(levels)
-    _check_tensor(x, rank=4, name="x", layout="[B, C, H, W]")
+    _check_tensor(x, rank=4, name="x", layout="[B, C, H, W]", integers=True)
     _check_divisible(x, levels=levels, name="x", dims=(2, 3))
     return x if levels == 0 else _analysis_2d_fast(x, levels)
 
