@@ -92,11 +92,16 @@ def test_killed_run_leaves_loadable_checkpoint(folder, tmp_path):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a POSIX system for torchrun")
 def test_ddp_matches_single_process(folder, tmp_path):
-    """torchrun with 2 CPU processes (gloo) gives the single-process result up to float tolerance."""
-    single = train(_opts(folder, tmp_path / "single", steps=4, ema=0.0))
+    """torchrun with 2 CPU processes (gloo) gives the single-process result up to float tolerance; the
+    config has the checkerboard model's uint16 tables (as image-rgb-4x), which DDP must not broadcast."""
+    from wavelatent.registry import get_config
+
+    config = tmp_path / "config.json"
+    config.write_text(get_config("test-image").replace(context="checkerboard").to_json())
+    single = train(_opts(folder, tmp_path / "single", steps=4, ema=0.0, preset=None, config_file=str(config)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
            "-m", "wavelatent", "--threads", "1", "train", str(folder), "-o", str(tmp_path / "ddp"),
-           "--preset", "test-image", "--steps", "4", "--batch-size", "4", "--crop", "32", "--val-count", "2",
+           "--config", str(config), "--steps", "4", "--batch-size", "4", "--crop", "32", "--val-count", "2",
            "--val-every", "4", "--warmup", "2", "--checkpoint-minutes", "60", "--no-progress"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -187,6 +192,23 @@ def test_decoder_only_keeps_every_file_and_decodes_it(folder, tmp_path):
     assert wl.decompress(old_file, new).shape == img.shape  # the older weights' files decode
     assert not np.array_equal(wl.decompress(old_file, new), wl.decompress(old_file, base))
 
+    # validation reports the release's real bytes (its tables, not the prior's)
+    import json
+
+    from wavelatent.data import load_images
+    from wavelatent.train.loop import _center, _split
+
+    o = _opts(folder, tmp_path / "dec", **opts)
+    val = [_center(im, o.val_size) for im in load_images(_split(o)[1], 3)]
+    expected = np.mean([8 * len(wl.compress(im, base)) / (im.shape[0] * im.shape[1]) for im in val])
+    logged = [json.loads(line) for line in (tmp_path / "dec" / "log.jsonl").read_text().splitlines()]
+    assert [r["val_bpp"] for r in logged if "val_bpp" in r][-1] == pytest.approx(expected, abs=1e-12)
+    # a resume must carry the same decoder-only options
+    with pytest.raises(InputError, match="decoder-only options"):
+        train(_opts(folder, tmp_path / "part", resume=True, **{**opts, "quality_weights": "1,1,1"}))
+    with pytest.raises(InputError, match="decoder-only options"):
+        train(_opts(folder, tmp_path / "part", resume=True))
+
     with pytest.raises(InputError, match="--init"):
         train(_opts(folder, tmp_path / "x", decoder_only=True))
     with pytest.raises(InputError, match="quality-weights"):
@@ -198,3 +220,7 @@ def test_decoder_only_keeps_every_file_and_decodes_it(folder, tmp_path):
     base_path.write_bytes(other.read_bytes())  # not the weights the run started from any more
     with pytest.raises(WeightsError, match="not the weights"):
         export_decoder(load_checkpoint(full), tmp_path / "w.safetensors")
+    ckpt = load_checkpoint(full)
+    ckpt.options["init_sha256"] = None  # a run that recorded no hash: the tensors are still compared
+    with pytest.raises(WeightsError, match="not the weights"):
+        export_decoder(ckpt, tmp_path / "w.safetensors")

@@ -22,7 +22,7 @@ Within a pass, channel 0 first. Channel ``k`` of a pass is coded as a residual `
 Every feature, weight and sum is an integer; sums are evaluated in floats on integer values small
 enough that any summation order gives the exact result, so decoding is bit-exact on every machine:
 float32 when a model's weights and symbol bound keep every sum below ``2**24`` (:meth:`GridTables.work_dtype`;
-every shipped preset: at most ``2**20``), else float64 (checked bounds, < ``2**53``). Tables are ``[BUCKETS, 4Q + 1]`` integer frequencies of 24-bit precision,
+every shipped preset: about ``2**20`` at most), else float64 (checked bounds, < ``2**53``). Tables are ``[BUCKETS, 4Q + 1]`` integer frequencies of 24-bit precision,
 shared by all channels. Encoding is vectorized over channels; decoding runs one small vectorized
 step per pass and channel, and one rANS call per (pass, channel, bucket) group. :func:`decode_many`
 decodes many latents of one shape (a cache shard) with each step vectorized over all of them
@@ -661,7 +661,7 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
                 else:
                     b = table.ravel().take(np.minimum(sigma, top, out=sigma).astype(np.intp) + at_k[k])
                 r = _decode_step(decoders, models, b, sample_key)
-                np.add(mu, r, out=q[k])
+                np.add(mu, r.astype(dt), out=q[k])
                 np.abs(q[k], out=absqr[k, 0])
                 absr.take(r, out=absqr[k, 1])
             # out-of-range symbols only make later sums of the pass garbage (still bounded): checked once

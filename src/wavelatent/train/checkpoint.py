@@ -199,6 +199,12 @@ def export_decoder(ckpt: Checkpoint, out: str | os.PathLike, *, use_ema: bool = 
     except OSError as e:
         raise WeightsError(f"the weights this decoder-only run started from ({path}) cannot be read: "
                            f"{e.strerror or e}") from None
+    import hashlib
+
+    recorded = ckpt.options.get("init_sha256")
+    if recorded and hashlib.sha256(raw).hexdigest() != recorded:
+        raise WeightsError(f"{path} is not the weights this run started from (sha256 {recorded[:16]}... then, "
+                           f"{hashlib.sha256(raw).hexdigest()[:16]}... now)")
     base = deserialize(raw, source=str(path))
     trained = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec
     if trained.config.replace(default_quality=base.config.default_quality) != base.config:

@@ -78,6 +78,7 @@ class TrainOptions:
     val_seconds: float = 10.0  # audio: validate on at most this many seconds from the middle of each file
     decoder_only: bool = False  # train only the decoder of the release weights `init` (files keep their bytes)
     quality_weights: str | None = None  # decoder_only: relative frequency of each quality, e.g. "1,1,1,2,3"
+    init_sha256: str | None = None  # decoder_only: set by `train`, the sha256 of the weights file `init` names
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -153,13 +154,16 @@ def _center(arr: np.ndarray, size: int) -> np.ndarray:
     return arr[y0 : y0 + size, x0 : x0 + size]
 
 
-def validate(codec: WaveletCodec, images: list[np.ndarray], quality: int | None = None) -> dict[str, float]:
-    """Real compress/decompress of each image: bpp from the bytes, PSNR from the decoded pixels."""
+def validate(codec: WaveletCodec, images: list[np.ndarray], quality: int | None = None, *,
+             freeze: bool = True) -> dict[str, float]:
+    """Real compress/decompress of each image: bpp from the bytes, PSNR from the decoded pixels.
+    ``freeze``: freeze the prior into tables first (False: the codec holds a release's tables)."""
     from ..api import compress, decompress
     from ..evaluate.metrics import psnr
 
     model = copy.deepcopy(codec).eval()
-    model.freeze()
+    if freeze:
+        model.freeze()
     bpps, psnrs = [], []
     for im in images:
         data = compress(im, model, quality)
@@ -170,12 +174,14 @@ def validate(codec: WaveletCodec, images: list[np.ndarray], quality: int | None 
     return {"bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))}
 
 
-def validate_audio(codec: WaveletCodec, clips: list[np.ndarray]) -> dict[str, float]:
-    """Real compress/decompress of each clip: kbps from the bytes, SNR over all clips together."""
+def validate_audio(codec: WaveletCodec, clips: list[np.ndarray], *, freeze: bool = True) -> dict[str, float]:
+    """Real compress/decompress of each clip: kbps from the bytes, SNR over all clips together.
+    ``freeze`` as in :func:`validate`."""
     from ..audio import compress_audio, decompress_audio, snr_db
 
     model = copy.deepcopy(codec).eval()
-    model.freeze()
+    if freeze:
+        model.freeze()
     rate = model.config.sample_rate
     bits = seconds = signal = error = 0.0
     for clip in clips:
@@ -227,24 +233,33 @@ class _Stop(Exception):
     pass
 
 
-def decoder_base(o: TrainOptions) -> WaveletCodec:
+def decoder_base(o: TrainOptions) -> tuple[WaveletCodec, TrainOptions]:
     """The release weights a decoder-only run keeps all of but the decoder (``o.init``: a preset or a
-    ``.safetensors`` weights file, not a checkpoint: their entropy tables must be the ones files use)."""
+    ``.safetensors`` weights file, not a checkpoint: their entropy tables must be the ones files use),
+    and the options with ``init`` made absolute (a file) and ``init_sha256`` set, which `export` checks."""
     from ..errors import WeightsError
     from ..models import load_codec
+    from ..registry import list_presets
+    from ..weights import shipped_path
 
     if not o.init:
         raise InputError("--decoder-only trains the decoder of release weights: give them with --init "
                          "(a preset name or a .safetensors weights file)")
-    try:
-        base = load_codec(o.init)
-    except WeightsError as e:
-        raise InputError(f"--decoder-only --init {o.init}: not release weights ({e}); export a checkpoint first") from None
-    if o.preset and o.preset != base.config.name:
-        raise InputError(f"--preset {o.preset} differs from the --init weights' preset {base.config.name}")
     if o.config_file or o.prune_details:
         raise InputError("--decoder-only keeps the --init weights' config and encoder: drop --config/--prune-details")
-    return base
+    preset = o.init in list_presets()
+    path = shipped_path(o.init) if preset else Path(o.init).resolve()
+    try:
+        raw = path.read_bytes()
+        base = load_codec(o.init if preset else path)
+    except (OSError, WeightsError) as e:
+        raise InputError(f"--decoder-only --init {o.init}: not readable release weights ({e}); "
+                         "export a checkpoint first") from None
+    if o.preset and o.preset != base.config.name:
+        raise InputError(f"--preset {o.preset} differs from the --init weights' preset {base.config.name}")
+    import hashlib
+
+    return base, dataclasses.replace(o, init=o.init if preset else str(path), init_sha256=hashlib.sha256(raw).hexdigest())
 
 
 def quality_weights(o: TrainOptions, qualities: int) -> torch.Tensor:
@@ -305,8 +320,11 @@ def train(o: TrainOptions) -> Path:
     if main:
         out.mkdir(parents=True, exist_ok=True)
 
-    base = decoder_base(o) if o.decoder_only else None
+    base = None
+    if o.decoder_only:
+        base, o = decoder_base(o)
     config = base.config if base is not None else _resolve_config(o)
+    draw = quality_weights(o, config.qualities) if o.decoder_only else None
     audio = config.modality == "audio"
     lmbda = o.lmbda if o.lmbda is not None else (1e-4 if audio else 0.0067)
     train_files, val_files = _split(o, audio)
@@ -333,6 +351,11 @@ def train(o: TrainOptions) -> Path:
         # the default quality is a coding-time choice (see export), not part of what is trained
         if ckpt.codec.config.replace(default_quality=config.default_quality) != config:
             raise InputError(f"{ckpt_path} was trained with another config ({ckpt.codec.config.name})")
+        ran = {k: ckpt.options.get(k) for k in ("decoder_only", "init", "init_sha256", "quality_weights")}
+        now = {k: getattr(o, k) for k in ran} if o.decoder_only or ran["decoder_only"] else ran
+        if now != ran:
+            diff = ", ".join(f"{k}: {ran[k]!r} then, {now[k]!r} now" for k in ran if ran[k] != now[k])
+            raise InputError(f"{ckpt_path} was started with other decoder-only options ({diff}); resume with the same ones")
         codec, ema, start = ckpt.codec, ckpt.ema, ckpt.step
         opt_state = ckpt.optimizer_state
     else:
@@ -375,8 +398,9 @@ def train(o: TrainOptions) -> Path:
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    draw = quality_weights(o, config.qualities) if o.decoder_only else None
+        # buffers are the entropy tables (static while training; uint16 ones cannot be broadcast)
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                        broadcast_buffers=False)
 
     steps_lo, steps_hi = min(config.quality_steps), max(config.quality_steps)
     pixels = o.crop * o.crop
@@ -453,12 +477,12 @@ def train(o: TrainOptions) -> Path:
                     log({"step": step, "loss": loss.item(), "mse": mse.item(), **rate,
                          "lr": _lr_at(step - 1, o), "elapsed_s": time.monotonic() - t0})
                 if val_images and audio and (step % o.val_every == 0 or step == o.steps):
-                    r = validate_audio(ema if ema is not None else codec, val_images)
+                    r = validate_audio(ema if ema is not None else codec, val_images, freeze=not o.decoder_only)
                     log({"step": step, "val_kbps": r["kbps"], "val_snr": r["snr"]})
                     tqdm.write(f"step {step}: validation SNR {r['snr']:.2f} dB at {r['kbps']:.2f} kbps (real bytes)")
                 elif val_images and (step % o.val_every == 0 or step == o.steps):
                     try:
-                        r = validate(ema if ema is not None else codec, val_images)
+                        r = validate(ema if ema is not None else codec, val_images, freeze=not o.decoder_only)
                     except Exception as e:  # a failing validation must not cost the run
                         log({"step": step, "val_error": f"{type(e).__name__}: {e}"})
                         tqdm.write(f"step {step}: validation failed: {type(e).__name__}: {e}")

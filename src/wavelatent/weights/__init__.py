@@ -96,8 +96,9 @@ _ALSO_DECODES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[str, tuple[str,
 
 
 def also_decodes(meta: dict[str, str]) -> tuple[str, ...]:
-    """The older weights hashes a weights file's metadata declares its codec decodes: releases with
-    the same decoder, quantizer and older entropy tables (a new entropy model added, nothing changed)."""
+    """The older weights hashes a weights file's metadata declares its codec decodes: releases with the
+    same encoder, quantizer and entropy tables that this one keeps (it added an entropy model, or
+    trained only its decoder further), so their files hold symbols this codec reads."""
     try:
         value = json.loads(meta.get("also_decodes", "[]"))
     except json.JSONDecodeError:
