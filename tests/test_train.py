@@ -128,7 +128,7 @@ def test_init_and_prune_details(folder, tmp_path):
     assert main(["export", str(src), "-o", str(w_out), "--prune-details"]) == 0
     pruned = load_weights(w_out)
     with torch.inference_mode():
-        assert pruned._approximation_weight() is not None
+        assert pruned._inference_weight()[1]
 
 
 def test_export_with_context_model_and_quality_steps(folder, tmp_path):

@@ -178,12 +178,6 @@ class WaveletCodec(nn.Module):
             return weight.detach(), False  # no gradient reaches it here (a Parameter argument would ask for one)
         return per_band[:, :, 0].reshape(weight.shape[0], -1), True
 
-    def _approximation_weight(self) -> Tensor | None:
-        """Encoder weights ``[K, C * 4**(J-1)]`` on the bands below the level-1 approximation, when every
-        other weight is exactly zero (images, not while training the encoder); else None."""
-        weight, approximation = self._inference_weight()
-        return weight if approximation else None
-
     def quantize(self, y: Tensor, quality: int | None = None) -> Tensor:
         """Latent -> integer symbols ``q`` (int32, same shape) in ``[-Q, Q]`` for this quality."""
         cfg = self.config

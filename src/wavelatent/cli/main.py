@@ -276,7 +276,7 @@ def cmd_info(a) -> int:
 def _weights_info(target: str) -> dict:
     from ..models import load_codec
     from ..registry import get_config, list_presets
-    from ..weights import has_shipped_weights, shipped_path
+    from ..weights import has_shipped_weights, weights_file
 
     if target in list_presets() and not has_shipped_weights(target):
         cfg = get_config(target)
@@ -285,7 +285,7 @@ def _weights_info(target: str) -> dict:
     cfg = codec.config
     from safetensors import safe_open
 
-    path = shipped_path(target) if target in list_presets() else Path(target)
+    path = weights_file(target)
     with safe_open(str(path), "pt") as f:
         meta = f.metadata() or {}
     return {

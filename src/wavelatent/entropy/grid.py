@@ -243,14 +243,14 @@ class Lattices:
     """Zero-padded symbol and residual-magnitude arrays ``[C, *padded]``, and strided views of the
     positions of a pass and of their neighbours."""
 
-    def __init__(self, C: int, shape: tuple[int, ...], dims: int, dtype=np.int32) -> None:
+    def __init__(self, C: int, shape: tuple[int, ...], dims: int, dtype=np.int32, trailing: tuple[int, ...] = ()) -> None:
         self.shape = shape
         self.pad = lattice_pad(dims)
         padded = tuple(s + 2 * self.pad for s in shape)
         # int32 holds every symbol and residual magnitude exactly; so do the coders' float work dtypes
         # (their feature blocks copy from it without a conversion)
-        self.q = np.zeros((C, *padded), dtype=dtype)
-        self.r = np.zeros((C, *padded), dtype=dtype)  # |residual| of decoded symbols
+        self.q = np.zeros((C, *padded, *trailing), dtype=dtype)
+        self.r = np.zeros_like(self.q)  # |residual| of decoded symbols
 
     def interior(self) -> tuple[slice, ...]:
         return (slice(None),) + tuple(slice(self.pad, self.pad + s) for s in self.shape)
@@ -368,28 +368,26 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
     dims = q.ndim - 1
     lat = Lattices(C, q.shape[1:], dims, t.work_dtype())
     lat.q[lat.interior()] = q
-    near_max, off_max = max_near(dims), max_offsets(dims)
     mu_f, sigma_f = t.float_weights()
     block = _feature_block(lat, dims, C)
     out = []
-    for i, p in enumerate(passes(dims)):
+    for i, (p, w) in enumerate(zip(passes(dims), _pass_weights(t))):
         counts = lat.counts(p)
         n = int(np.prod(counts))
         if n == 0:
             continue
-        O, near = len(p.offsets), p.near
+        O = len(p.offsets)
         mw, sw = mu_f[i], sigma_f[i]
         idx = lat.index(p)
         cur = lat.q[idx].reshape(C, n)
         raw = mw[:, -C:] @ cur
         sigma = sw[:, -2 * C : -C] @ np.abs(cur)
-        sigma += sw[:, :1]
+        sigma += w.sigma_base
         if O:
             feats = _neighbour_block(lat, p, block, C, counts)
-            raw += np.matmul(mw[:, None, :O], feats[:, :O])[:, 0]
-            w = np.concatenate([sw[:, 1 + near_max : 1 + near_max + O], sw[:, 1 : 1 + near]], axis=1)
-            sigma += np.matmul(w[:, None, :], feats[:, O:])[:, 0]
-            sigma += sw[:, 1 + near_max + off_max, None] * feats[:, O : 2 * O].sum((0, 1))
+            raw += np.matmul(w.mu_nb, feats[:, :O])[:, 0]
+            sigma += np.matmul(w.sigma_nb, feats[:, O:])[:, 0]
+            sigma += w.rsum * feats[:, O : 2 * O].sum((0, 1))
         r = cur.astype(np.int64)
         r -= _clamp((raw.astype(np.int64) + 128) >> 8, -Q, Q)
         absr = np.abs(r).astype(lat.q.dtype)
@@ -496,10 +494,8 @@ class _Batch(Lattices):
     arithmetic of :func:`decode` applies unchanged."""
 
     def __init__(self, C: int, S: int, shape: tuple[int, ...], dims: int, dtype=np.float64) -> None:
-        super().__init__(C, shape, dims)
+        super().__init__(C, shape, dims, dtype, (S,))
         self.S = S
-        self.q = np.zeros((*self.q.shape, S), dtype=dtype)
-        self.r = np.zeros_like(self.q)
 
     def interior(self) -> tuple[slice, ...]:
         return super().interior() + (slice(None),)
@@ -513,7 +509,7 @@ class _Batch(Lattices):
 
 @dataclass(frozen=True)
 class _PassWeights:
-    """One pass's weights of :func:`predict` and :func:`scale` arranged for :func:`decode_many`
+    """One pass's weights of :func:`predict` and :func:`scale` arranged for the coders
     (:meth:`GridTables.work_dtype`, exact integers)."""
 
     mu_nb: np.ndarray  # [C, 1, O]: own q at the offsets
@@ -526,7 +522,8 @@ class _PassWeights:
 
 
 def _pass_weights(t: GridTables) -> list[_PassWeights]:
-    """Per pass, the weights of :func:`predict` and :func:`scale` for :func:`decode_many` (built once)."""
+    """Per pass, the weights of :func:`predict` and :func:`scale` for :func:`residuals` and
+    :func:`decode_many` (built once)."""
     if "decoder" not in t._cache:
         C, Q = t.check()
         dims = t.dims

@@ -187,24 +187,23 @@ def export_decoder(ckpt: Checkpoint, out: str | os.PathLike, *, use_ema: bool = 
     every other tensor must be theirs bit for bit (so every file keeps its symbols and bytes), their
     metadata carries over, ``also_decodes`` names them (files written with them decode with the new
     weights) and the version is the registry's or + 1. Returns the sha256."""
+    import hashlib
+
     import torch
 
     from ..registry import get_config, list_presets
-    from ..weights import deserialize, shipped_path, successor_metadata
+    from ..weights import deserialize, successor_metadata, weights_file
 
-    source = ckpt.options.get("init")
-    path = shipped_path(source) if source in list_presets() else Path(str(source))
+    path = weights_file(str(ckpt.options.get("init")))
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise WeightsError(f"the weights this decoder-only run started from ({path}) cannot be read: "
                            f"{e.strerror or e}") from None
-    import hashlib
-
-    recorded = ckpt.options.get("init_sha256")
-    if recorded and hashlib.sha256(raw).hexdigest() != recorded:
+    recorded, now = ckpt.options.get("init_sha256"), hashlib.sha256(raw).hexdigest()
+    if recorded and now != recorded:
         raise WeightsError(f"{path} is not the weights this run started from (sha256 {recorded[:16]}... then, "
-                           f"{hashlib.sha256(raw).hexdigest()[:16]}... now)")
+                           f"{now[:16]}... now)")
     base = deserialize(raw, source=str(path))
     trained = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec
     if trained.config.replace(default_quality=base.config.default_quality) != base.config:

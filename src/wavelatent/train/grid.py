@@ -178,13 +178,12 @@ def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = Fa
     registered preset, else version + 1.
     Returns the new file's sha256 and the fit report."""
     import json
-    from pathlib import Path
 
     from ..codec import WaveletCodec
     from ..registry import get_config, list_presets
-    from ..weights import deserialize, save_weights, shipped_path, successor_metadata
+    from ..weights import deserialize, save_weights, successor_metadata, weights_file
 
-    path = shipped_path(source) if isinstance(source, str) and source in list_presets() else Path(source)
+    path = weights_file(source)
     raw = path.read_bytes()
     old = deserialize(raw, source=str(path))
     cfg = old.config

@@ -237,10 +237,11 @@ def decoder_base(o: TrainOptions) -> tuple[WaveletCodec, TrainOptions]:
     """The release weights a decoder-only run keeps all of but the decoder (``o.init``: a preset or a
     ``.safetensors`` weights file, not a checkpoint: their entropy tables must be the ones files use),
     and the options with ``init`` made absolute (a file) and ``init_sha256`` set, which `export` checks."""
+    import hashlib
+
     from ..errors import WeightsError
-    from ..models import load_codec
     from ..registry import list_presets
-    from ..weights import shipped_path
+    from ..weights import deserialize, weights_file
 
     if not o.init:
         raise InputError("--decoder-only trains the decoder of release weights: give them with --init "
@@ -248,17 +249,15 @@ def decoder_base(o: TrainOptions) -> tuple[WaveletCodec, TrainOptions]:
     if o.config_file or o.prune_details:
         raise InputError("--decoder-only keeps the --init weights' config and encoder: drop --config/--prune-details")
     preset = o.init in list_presets()
-    path = shipped_path(o.init) if preset else Path(o.init).resolve()
+    path = weights_file(o.init).resolve()
     try:
         raw = path.read_bytes()
-        base = load_codec(o.init if preset else path)
+        base = deserialize(raw, source=str(path))
     except (OSError, WeightsError) as e:
         raise InputError(f"--decoder-only --init {o.init}: not readable release weights ({e}); "
                          "export a checkpoint first") from None
     if o.preset and o.preset != base.config.name:
         raise InputError(f"--preset {o.preset} differs from the --init weights' preset {base.config.name}")
-    import hashlib
-
     return base, dataclasses.replace(o, init=o.init if preset else str(path), init_sha256=hashlib.sha256(raw).hexdigest())
 
 
@@ -351,11 +350,13 @@ def train(o: TrainOptions) -> Path:
         # the default quality is a coding-time choice (see export), not part of what is trained
         if ckpt.codec.config.replace(default_quality=config.default_quality) != config:
             raise InputError(f"{ckpt_path} was trained with another config ({ckpt.codec.config.name})")
-        ran = {k: ckpt.options.get(k) for k in ("decoder_only", "init", "init_sha256", "quality_weights")}
-        now = {k: getattr(o, k) for k in ran} if o.decoder_only or ran["decoder_only"] else ran
-        if now != ran:
-            diff = ", ".join(f"{k}: {ran[k]!r} then, {now[k]!r} now" for k in ran if ran[k] != now[k])
-            raise InputError(f"{ckpt_path} was started with other decoder-only options ({diff}); resume with the same ones")
+        if o.decoder_only or ckpt.options.get("decoder_only"):
+            keys = ("decoder_only", "init", "init_sha256", "quality_weights")
+            ran, now = {k: ckpt.options.get(k) for k in keys}, {k: getattr(o, k) for k in keys}
+            if now != ran:
+                diff = ", ".join(f"{k}: {ran[k]!r} then, {now[k]!r} now" for k in keys if ran[k] != now[k])
+                raise InputError(f"{ckpt_path} was started with other decoder-only options ({diff}); "
+                                 "resume with the same ones")
         codec, ema, start = ckpt.codec, ckpt.ema, ckpt.step
         opt_state = ckpt.optimizer_state
     else:

@@ -29,6 +29,15 @@ def shipped_path(preset: str) -> Path:
     return _HERE / f"{preset}.safetensors"
 
 
+def weights_file(preset_or_path: str | os.PathLike) -> Path:
+    """The weights file of a registered preset (its shipped file) or of a path."""
+    from ..registry import list_presets
+
+    if isinstance(preset_or_path, str) and preset_or_path in list_presets():
+        return shipped_path(preset_or_path)
+    return Path(preset_or_path)
+
+
 def has_shipped_weights(preset: str) -> bool:
     return shipped_path(preset).is_file()
 
