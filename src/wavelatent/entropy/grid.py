@@ -30,8 +30,10 @@ decodes many latents of one shape (a cache shard) with each step vectorized over
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 import numpy as np
 
 from ..errors import EntropyCodingError
@@ -217,8 +219,6 @@ def laplace_tables(max_symbol: int, counts: np.ndarray | None = None, weight: fl
 
     Q = int(max_symbol)
     mean_abs = np.concatenate([[THRESHOLDS[0] / 2], np.sqrt(THRESHOLDS[:-1] * THRESHOLDS[1:]), [THRESHOLDS[-1] * 1.26]])
-    import math
-
     # rho**|r| by sequential products from one scalar exp per bucket (no vectorized exp, whose last
     # bits differ between SIMD builds): the same integer tables on every machine
     rho = np.array([math.exp(-1.0 / max(m / 256.0, 0.02)) for m in mean_abs])[:, None]
@@ -256,24 +256,36 @@ class Lattices:
         return (slice(None),) + tuple(slice(self.pad, self.pad + s) for s in self.shape)
 
     def index(self, p: Pass, offset: tuple[int, ...] | None = None) -> tuple[slice, ...]:
-        off = offset or (0,) * len(self.shape)
-        return (slice(None),) + tuple(
-            slice(self.pad + ph + o, self.pad + ph + o + p.period * _count(s, ph, p.period), p.period)
-            for s, ph, o in zip(self.shape, p.phase, off)
-        )
+        return _index(self.shape, self.pad, p, offset)
 
     def counts(self, p: Pass) -> tuple[int, ...]:
-        return tuple(_count(s, ph, p.period) for s, ph in zip(self.shape, p.phase))
+        return _counts(self.shape, p)
 
 
 def _count(size: int, phase: int, period: int) -> int:
     return max(0, -(-(size - phase) // period))
 
 
+@lru_cache(maxsize=4096)
+def _counts(shape: tuple[int, ...], p: Pass) -> tuple[int, ...]:
+    return tuple(_count(s, ph, p.period) for s, ph in zip(shape, p.phase))
+
+
+@lru_cache(maxsize=4096)
+def _index(shape: tuple[int, ...], pad: int, p: Pass, offset: tuple[int, ...] | None) -> tuple[slice, ...]:
+    """The strided view of a pass's positions moved by ``offset`` in a lattice padded by ``pad`` (cached:
+    the coders ask for the same few per latent shape)."""
+    off = offset or (0,) * len(shape)
+    return (slice(None),) + tuple(
+        slice(pad + ph + o, pad + ph + o + p.period * _count(s, ph, p.period), p.period)
+        for s, ph, o in zip(shape, p.phase, off)
+    )
+
+
 def pass_features(lat: Lattices, p: Pass) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For a pass: own-channel neighbour values ``[O, C, n]``, their near-ring spread ``[near, C, n]``,
     own |r| at the neighbours ``[O, C, n]`` and all channels' |r| summed there ``[n]`` (float64 ints)."""
-    n = int(np.prod(lat.counts(p)))
+    n = math.prod(lat.counts(p))
     C = lat.q.shape[0]
     if not p.offsets:
         empty = np.zeros((0, C, n))
@@ -337,7 +349,7 @@ def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: 
     once): ``[C, 2O + near, n]`` = own q at each offset, own |r| there, then the spread
     ``|near * x_i - sum_j x_j|`` of the near ring (the integers of :func:`pass_features`)."""
     O, near = len(p.offsets), p.near
-    n = int(np.prod(counts))
+    n = math.prod(counts)
     feats = block[: C * (2 * O + near) * n].reshape(C, 2 * O + near, n)
     view = feats.reshape(C, 2 * O + near, *counts)
     for j, o in enumerate(p.offsets):
@@ -345,35 +357,56 @@ def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: 
         np.copyto(view[:, j], lat.q[at])
         np.copyto(view[:, O + j], lat.r[at])
     spread = feats[:, 2 * O :]
+    total = feats[:, 0] + feats[:, 1]
+    for j in range(2, near):
+        total += feats[:, j]
     np.multiply(feats[:, :near], near, out=spread)
-    spread -= feats[:, :near].sum(1, keepdims=True)
+    spread -= total[:, None]
     np.abs(spread, out=spread)
     return feats
 
 
 def _feature_block(lat: Lattices, dims: int, C: int) -> np.ndarray:
     """One buffer that holds the largest pass's :func:`_neighbour_block`."""
-    return np.empty(C * max(int(np.prod(lat.counts(p))) * (2 * len(p.offsets) + p.near) for p in passes(dims)),
+    return np.empty(C * max(math.prod(lat.counts(p)) * (2 * len(p.offsets) + p.near) for p in passes(dims)),
                     dtype=lat.q.dtype)
 
 
 def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per pass in coding order, ``(residuals [C, n], sigma [C, n])`` (int64), every channel of a pass
-    computed at once (all symbols are known: the encoder's side). The same integers as
-    :func:`pass_features`, :func:`predict` and :func:`scale`, arranged for speed: a pass's neighbour
-    features are copied once into one block of :meth:`GridTables.work_dtype` and weighted by batched
-    matrix products (exact: integer terms, every partial sum within :meth:`GridTables.sum_bound`, so any
-    summation order gives the same result)."""
+    """Per pass in coding order (passes with no position left out), ``(residuals [C, n], sigma [C, n])``
+    (int64): the integers of :func:`pass_features`, :func:`predict` and :func:`scale` (see
+    :func:`_coding_order` for how they are computed)."""
+    C = q.shape[0]
+    r, sigma, sizes = _coding_order(q, t)
+    out, start = [], 0
+    for n in sizes:
+        out.append((r[start : start + C * n].reshape(C, n).astype(np.int64),
+                    sigma[start : start + C * n].reshape(C, n).astype(np.int64)))
+        start += C * n
+    return out
+
+
+def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every symbol's residual and scale (flat, :meth:`GridTables.work_dtype` holding exact integers) in
+    coding order: pass by pass (``sizes``: positions per pass, passes with none left out), channel by
+    channel, positions in order. Every channel of a pass at once (all symbols are known: the encoder's
+    side): a pass's neighbour features are copied once into one block and weighted by batched matrix
+    products, as :func:`decode_many` does (exact: integer terms, every partial sum within
+    :meth:`GridTables.sum_bound`, so any summation order gives the same result; and the prediction's
+    ``floor((raw + 128) / 256)`` is a float multiplication by a power of two and a floor)."""
     C, Q = q.shape[0], t.max_symbol
     dims = q.ndim - 1
-    lat = Lattices(C, q.shape[1:], dims, t.work_dtype())
+    dt = t.work_dtype()
+    lat = Lattices(C, q.shape[1:], dims, dt)
     lat.q[lat.interior()] = q
     mu_f, sigma_f = t.float_weights()
     block = _feature_block(lat, dims, C)
-    out = []
+    r_all = np.empty(q.size, dtype=dt)
+    sigma_all = np.empty(q.size, dtype=dt)
+    sizes, start = [], 0
     for i, (p, w) in enumerate(zip(passes(dims), _pass_weights(t))):
         counts = lat.counts(p)
-        n = int(np.prod(counts))
+        n = math.prod(counts)
         if n == 0:
             continue
         O = len(p.offsets)
@@ -381,20 +414,24 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
         idx = lat.index(p)
         cur = lat.q[idx].reshape(C, n)
         raw = mw[:, -C:] @ cur
-        sigma = sw[:, -2 * C : -C] @ np.abs(cur)
+        sigma = sigma_all[start : start + C * n].reshape(C, n)
+        np.matmul(sw[:, -2 * C : -C], np.abs(cur), out=sigma)
         sigma += w.sigma_base
         if O:
             feats = _neighbour_block(lat, p, block, C, counts)
             raw += np.matmul(w.mu_nb, feats[:, :O])[:, 0]
             sigma += np.matmul(w.sigma_nb, feats[:, O:])[:, 0]
             sigma += w.rsum * feats[:, O : 2 * O].sum((0, 1))
-        r = cur.astype(np.int64)
-        r -= _clamp((raw.astype(np.int64) + 128) >> 8, -Q, Q)
-        absr = np.abs(r).astype(lat.q.dtype)
+        raw += 128
+        raw *= 1 / 256
+        _clamp(np.floor(raw, out=raw), -Q, Q)
+        r = np.subtract(cur, raw, out=r_all[start : start + C * n].reshape(C, n))
+        absr = np.abs(r, out=raw)
         sigma += sw[:, -C:] @ absr
         lat.r[idx] = absr.reshape(C, *counts)
-        out.append((r, sigma.astype(np.int64)))
-    return out
+        sizes.append(n)
+        start += C * n
+    return r_all, sigma_all, sizes
 
 
 def code_lengths(freqs: np.ndarray) -> np.ndarray:
@@ -407,21 +444,25 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: 
     """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of residuals
     ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays) under :func:`code_lengths`."""
     lo, hi = SHIFTS
-    k, b, r = (np.asarray(a, dtype=np.int64) for a in (k, b, r))
+    k, b, r = (np.asarray(a) for a in (k, b, r))
     shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
     # residuals within +-R by a histogram per (channel, bucket) (larger ones land in two overflow bins
     # of zero cost), then the rare larger ones symbol by symbol
     R = min(2 * Q, _SHIFT_WINDOW)
     W = 2 * R + 3
     rc = np.clip(r, -R - 1, R + 1)
-    hist = np.bincount((k * BUCKETS + b) * W + (rc + R + 1), minlength=C * BUCKETS * W)
+    index = k.astype(np.intp) * (BUCKETS * W)
+    index += np.multiply(b, W, dtype=np.intp)
+    index += rc
+    index += R + 1
+    hist = np.bincount(index, minlength=C * BUCKETS * W)
     window = np.zeros((len(shifted), BUCKETS, W))
     window[:, :, 1:-1] = lengths[:, 2 * Q - R : 2 * Q + R + 1][shifted]
     # float64 products of integers below 2**53 in total: exact in any summation order
     costs = hist.reshape(C, -1).astype(np.float64) @ window.reshape(len(shifted), -1).T
     tails = np.flatnonzero(rc != r)
     if len(tails):
-        kt, bt, rt = k[tails], b[tails], r[tails] + 2 * Q
+        kt, bt, rt = k[tails].astype(np.intp), b[tails].astype(np.intp), r[tails].astype(np.intp) + 2 * Q
         for d in range(len(shifted)):
             costs[:, d] += np.bincount(kt, weights=lengths[shifted[d][bt], rt].astype(np.float64), minlength=C)
     return np.argmin(costs.astype(np.int64), axis=1) + lo  # ties: the smallest shift
@@ -441,31 +482,31 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
         raise EntropyCodingError(f"symbols must be in [-{Q}, {Q}]")
     if q.size == 0 or Q == 0:  # nothing to code: every symbol is 0
         return b""
-    parts = residuals(q, t)
-    # every symbol flat, in coding order: (pass, channel) steps, positions in order within a step
-    r = np.concatenate([x.ravel() for x, _ in parts])
-    b = unshifted_buckets(np.concatenate([s.ravel() for _, s in parts]))
-    k = np.concatenate([np.broadcast_to(np.arange(C)[:, None], x.shape).ravel() for x, _ in parts])
+    r, sigma, sizes = _coding_order(q, t)
+    r = r.astype(np.int32)
+    b = _BUCKET_LUT.take(sigma.astype(np.intp), mode="clip")  # sigma >= 0: clipping is min(sigma, top)
+    # every symbol's step (pass * C + channel, in order) and channel, from the run lengths of the steps
+    steps = len(sizes) * C
+    step_dtype = np.int16 if steps * BUCKETS < 1 << 15 else np.int32
+    runs = np.repeat(sizes, C)
+    step = np.repeat(np.arange(steps, dtype=step_dtype), runs)
+    k = np.repeat(np.tile(np.arange(C, dtype=step_dtype), len(sizes)), runs)
     shifts = choose_shifts(k, b, r, C, t.code_lengths(), Q)
-    # decoding order: step by step (step = pass * C + channel), bucket by bucket (ascending),
-    # positions in order within a group
-    keys, start = [], 0
-    for j, (x, _) in enumerate(parts):
-        bj = b[start : start + x.size].reshape(C, -1) + shifts[:, None]
-        keys.append(((np.arange(C)[:, None] + j * C) * BUCKETS + _clamp(bj, 0, BUCKETS - 1)).ravel())
-        start += x.size
-    key = np.concatenate(keys)
-    key = key.astype(np.int16 if key.max() < (1 << 15) else np.int32)  # a radix sort for the presets
-    order = np.argsort(key, kind="stable")
-    sym = (r[order] + 2 * Q).astype(np.int32)
-    key = key[order]
-    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-    ends = np.append(starts[1:], len(key))
+    # decoding order: step by step, bucket by bucket (ascending), positions in order within a group
+    key = step * step_dtype(BUCKETS)
+    key += _clamp(b + shifts.astype(np.int16)[k], 0, BUCKETS - 1)
+    order = np.argsort(key, kind="stable")  # a radix sort: int16 keys for the presets
+    sym = r[order]
+    sym += 2 * Q
+    counts = np.bincount(key, minlength=steps * BUCKETS)
+    used = counts.nonzero()[0]
+    ends = np.cumsum(counts[used]).tolist()
+    starts = [0] + ends[:-1]
     models = t.models()
-    group_models = [models[j] for j in (key[starts] % BUCKETS).tolist()]
+    group_models = itemgetter(*(used % BUCKETS).tolist())(models) if len(used) > 1 else [models[used[0] % BUCKETS]]
     coder = constriction_module().stream.stack.AnsCoder()
     push = coder.encode_reverse
-    for s0, s1, model in zip(starts[::-1].tolist(), ends[::-1].tolist(), group_models[::-1]):
+    for s0, s1, model in zip(starts[::-1], ends[::-1], group_models[::-1]):
         push(sym[s0:s1], model)  # a stack: the first group decoded is pushed last
     push((shifts - SHIFTS[0]).astype(np.int32), _shift_model())
     return coder.get_compressed().astype("<u4").tobytes()
@@ -588,8 +629,6 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
     :func:`residuals`: a pass's neighbour terms by batched matrix products, then per channel the
     terms of the channels before it at the position by matrix-vector products (exact in any
     summation order, as there)."""
-    import math
-
     C, Q = t.check()
     shape = tuple(int(s) for s in shape)
     datas = list(datas)
@@ -624,7 +663,7 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         block = _feature_block(lat, dims, C)
         for p, w in zip(passes(dims), weights):
             counts = lat.counts(p)
-            n = int(np.prod(counts))
+            n = math.prod(counts)
             if n == 0:
                 continue
             O = len(p.offsets)

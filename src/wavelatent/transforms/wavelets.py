@@ -291,13 +291,17 @@ def _bank(levels: int) -> _Bank:
 _FEW_ROWS = 64
 
 # Rows of the block-Toeplitz matrices: a few output blocks per window keep the matrix products
-# efficient at the price of a few zero taps.
+# efficient at the price of a few zero taps. Analysis along dim 0 (the matrix on the left, many
+# columns) runs best with smaller windows than along the last dim (timed on Kodak encodes: 16 and 32
+# rows took ~0.5 ms less per 16x image than 32 and 32).
 _GROUP_ROWS = 32
+_ROWS_FIRST = 16
+_ROWS_LAST = 32
 
 
-def _group(levels: int, blocks: int) -> int:
-    """Output blocks computed per window: up to ``_GROUP_ROWS / 2**levels``, preferring a divisor of ``blocks``."""
-    most = max(1, min(_GROUP_ROWS >> levels, blocks))
+def _group(levels: int, blocks: int, rows: int = _GROUP_ROWS) -> int:
+    """Output blocks computed per window: up to ``rows / 2**levels``, preferring a divisor of ``blocks``."""
+    most = max(1, min(rows >> levels, blocks))
     for group in range(most, (most + 1) // 2 - 1, -1):
         if blocks % group == 0:
             return group
@@ -347,7 +351,7 @@ def _analysis_last(
     dtype = dtype or x.dtype
     length, taps = x.shape[-1], bank.analysis.shape[1]
     blocks = length // s
-    group = _group(levels, blocks)
+    group = _group(levels, blocks, _ROWS_LAST)
     windows = -(-blocks // group)
     after = s * group * windows + taps - s - length - bank.analysis_offset
     padded = _wrap(x, -1, (bank.analysis_offset, after), dtype).reshape(-1, length + bank.analysis_offset + after)
@@ -369,7 +373,7 @@ def _analysis_first(
     dtype = dtype or x.dtype
     length, taps = x.shape[0], bank.analysis.shape[1]
     blocks = length // s
-    group = _group(levels, blocks)
+    group = _group(levels, blocks, _ROWS_FIRST)
     windows = -(-blocks // group)
     after = s * group * windows + taps - s - length - bank.analysis_offset
     padded = _wrap(x, 0, (bank.analysis_offset, after), dtype).reshape(length + bank.analysis_offset + after, -1)
