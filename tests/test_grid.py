@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from wavelatent.entropy import grid
 from wavelatent.errors import EntropyCodingError
-from wavelatent.train.grid import fit
+from wavelatent.train.grid import fit, fit_version2
 
 LEGACY = Path(__file__).resolve().parent / "legacy"
 
@@ -26,16 +26,22 @@ def _symbols(rng, C, shape, Q, smooth=True):
     return np.clip(np.round(base * scale), -Q, Q).astype(np.int32)
 
 
-@pytest.fixture(scope="module")
-def tables2d():
+def _fitted(samples: list, Q: int, version: int) -> grid.GridTables:
+    t = fit(samples, Q)[0]
+    return t if version == 1 else grid.GridTables(t.mu, t.sigma, fit_version2(samples, t)[0], 2)
+
+
+# every test of a fitted model runs for both versions of the grid model
+@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2"])
+def tables2d(request):
     rng = np.random.default_rng(0)
-    return fit([_symbols(rng, 4, (24, 32), 20) for _ in range(6)], 20)[0]
+    return _fitted([_symbols(rng, 4, (24, 32), 20) for _ in range(6)], 20, request.param)
 
 
-@pytest.fixture(scope="module")
-def tables1d():
+@pytest.fixture(scope="module", params=[1, 2], ids=["v1", "v2"])
+def tables1d(request):
     rng = np.random.default_rng(1)
-    return fit([_symbols(rng, 3, (300,), 30) for _ in range(6)], 30)[0]
+    return _fitted([_symbols(rng, 3, (300,), 30) for _ in range(6)], 30, request.param)
 
 
 def test_fitted_model_codes_below_the_ideal_factorized_rate(tables2d):
@@ -101,7 +107,7 @@ def test_decoding_is_independent_of_float_summation_order(tables2d):
 
 def _in_dtype(t: grid.GridTables, dtype) -> grid.GridTables:
     """The same model, forced to compute in ``dtype``."""
-    u = grid.GridTables(t.mu, t.sigma, t.freqs)
+    u = grid.GridTables(t.mu, t.sigma, t.freqs, t.version)
     u._cache["dtype"] = dtype
     return u
 
@@ -121,7 +127,7 @@ def test_float32_work_is_exact(tables2d, tables1d, dims):
         assert np.array_equal(grid.decode(data, t, shape), q)
         assert np.array_equal(grid.decode_many([data, data], t, shape)[1], q)
     heavy = grid.GridTables(t.mu, np.minimum(t.sigma.astype(np.int64) * 8192, grid.MAX_SIGMA_WEIGHT).astype(np.int32),
-                            t.freqs)
+                            t.freqs, t.version)
     assert heavy.sum_bound() >= 1 << 24 and heavy.work_dtype() is np.float64
     q = _symbols(rng, C, shape, Q)
     assert np.array_equal(grid.decode(grid.encode(q, heavy), heavy, shape), q)
@@ -193,18 +199,24 @@ def test_decode_many_refuses_a_bad_stream_among_good_ones(tables2d):
 
 def test_bad_tables_are_refused(tables2d):
     t = tables2d
+    v = t.version
     with pytest.raises(EntropyCodingError, match="not decoded yet"):
         mu = t.mu.copy()
         mu[3, 0, grid.max_offsets(2) + 2] = 5  # channel 0 reading channel 2 of the same pass
-        grid.GridTables(mu, t.sigma, t.freqs).check()
+        grid.GridTables(mu, t.sigma, t.freqs, v).check()
     with pytest.raises(EntropyCodingError, match="sigma weights"):
-        grid.GridTables(t.mu, -np.abs(t.sigma) - 1, t.freqs).check()
+        grid.GridTables(t.mu, -np.abs(t.sigma) - 1, t.freqs, v).check()
     with pytest.raises(EntropyCodingError):
-        grid.GridTables(t.mu, t.sigma, t.freqs[:, :-1]).check()
+        grid.GridTables(t.mu, t.sigma, t.freqs[:, :-1], v).check()
     with pytest.raises(EntropyCodingError):
         f = t.freqs.copy()
         f[0, 0] += 1  # a row no longer sums to 2**24
-        grid.GridTables(t.mu, t.sigma, f).check()
+        grid.GridTables(t.mu, t.sigma, f, v).check()
+    with pytest.raises(EntropyCodingError, match="version"):  # the tables of the other version
+        other = grid.laplace_tables(t.max_symbol, version=3 - v)
+        grid.GridTables(t.mu, t.sigma, other, v).check()
+    with pytest.raises(EntropyCodingError, match="version"):
+        grid.GridTables(t.mu, t.sigma, t.freqs, 3).check()
     with pytest.raises(EntropyCodingError):
         grid.encode(np.full((4, 3, 3), t.max_symbol + 1, np.int32), t)
     with pytest.raises(EntropyCodingError):
@@ -215,15 +227,54 @@ def test_shifts_are_chosen_per_file(tables2d):
     """A file whose channels are all quieter than the fit data picks negative shifts and is smaller
     than with shift 0."""
     rng = np.random.default_rng(2)
+    t = tables2d
     q = (_symbols(rng, 4, (32, 32), 20) // 3).astype(np.int32)
-    parts = grid.residuals(q, tables2d)
+    parts = grid.residuals(q, t)
     r = np.concatenate([x.ravel() for x, _ in parts])
     b = grid.unshifted_buckets(np.concatenate([s.ravel() for _, s in parts]))
     k = np.concatenate([np.repeat(np.arange(4), x.shape[1]) for x, _ in parts])
-    logf = -np.log2(tables2d.freqs / 2.0**24)
-    shifts = grid.choose_shifts(k, b, r, 4, tables2d.code_lengths(), tables2d.max_symbol)
-    cost = lambda s: logf[np.clip(b + s[k], 0, grid.BUCKETS - 1), r + 2 * tables2d.max_symbol].sum()
+    _, k2, b2, quarter, r2 = grid.coded_symbols(q, t)  # the same symbols, flat
+    assert np.array_equal(k, k2) and np.array_equal(b, b2) and np.array_equal(r, r2)
+    quarter = np.zeros_like(b) if quarter is None else quarter
+    logf = -np.log2(t.freqs / 2.0**24)
+    shifts = grid.choose_shifts(k, b, r, 4, t.code_lengths(), t.max_symbol,
+                                quarter=quarter if t.version == 2 else None, version=t.version)
+    table = lambda s: grid.context_map(t.version)[quarter, np.clip(b + s[k], 0, grid.BUCKETS - 1)]  # noqa: E731
+    cost = lambda s: logf[table(s), r + 2 * t.max_symbol].sum()  # noqa: E731
     assert cost(shifts) <= cost(np.zeros(4, np.int64))
+    assert (shifts < 0).all()
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_version2_folds_by_the_fraction_of_the_prediction(tables2d, tables1d, dims):
+    """Version 2 codes ``r = q - mu`` negated when the prediction ``raw / 256`` lies above ``mu``,
+    and takes its tables by the quarter ``((raw + 128) mod 256) // 64``: checked against the integer
+    prediction of :func:`grid.predict_raw` (int64), pass by pass."""
+    t = tables2d if dims == 2 else tables1d
+    if t.version != 2:
+        pytest.skip("version 2 only")
+    C, Q = t.check()
+    rng = np.random.default_rng(4)
+    shape = (19, 27) if dims == 2 else (333,)
+    q = _symbols(rng, C, shape, Q)
+    lat = grid.Lattices(C, shape, dims, np.float64)
+    lat.q[lat.interior()] = q
+    coded, quarters = [], []
+    for i, p in enumerate(grid.passes(dims)):
+        n = int(np.prod(lat.counts(p)))
+        if n == 0:
+            continue
+        nb = grid.pass_features(lat, p)[0]
+        cur = lat.q[lat.index(p)].reshape(C, n)
+        raw = grid.predict_raw(t.mu[i], nb, cur).astype(np.int64) + 128
+        mu = np.clip(raw >> 8, -Q, Q)
+        quarter = (raw & 255) >> 6
+        r = cur.astype(np.int64) - mu
+        coded.append(np.where(quarter >= 2, -r, r).ravel())
+        quarters.append(quarter.ravel())
+    _, _, _, quarter, r = grid.coded_symbols(q, t)
+    assert np.array_equal(r, np.concatenate(coded)) and np.array_equal(quarter, np.concatenate(quarters))
+    assert 0 < np.count_nonzero(np.concatenate(quarters) >= 2) < r.size  # both signs occur
 
 
 def test_choose_shifts_matches_brute_force():
@@ -262,7 +313,7 @@ def test_image_presets_write_grid_files(preset, image):
     img = image if codec.config.channels == 3 else image[:, :, 0]
     data = wl.compress(img, codec)
     h = container.read_header(data)
-    assert h["entropy"] == "grid" and len(h["weights_sha256"]) == 16
+    assert h["entropy"] == codec.config.context in ("grid", "grid2") and len(h["weights_sha256"]) == 16
     assert wl.decompress(data, codec).shape == img.shape
 
 
@@ -273,7 +324,7 @@ def test_unknown_entropy_model_is_a_header_error(image):
 
     data = wl.compress(image)
     c = container.unpack(data)
-    for name in ("grid2", "checkerboard", 7):
+    for name in ("grid3", "checkerboard", 7):
         header = {k: v for k, v in c.header.items() if k not in ("streams", "format_version")}
         header["entropy"] = name
         with pytest.raises(HeaderError, match="entropy model"):
@@ -315,6 +366,26 @@ def test_files_written_by_the_previous_presets_still_decode(name):
     assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.001 * diff.size
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (LEGACY / "grid-v1").glob("*.wlt")))
+def test_grid_version_1_files_still_decode(name):
+    """``.wlt`` files written by the grid model's version 1 (``image-rgb-16x`` v3, ``image-gray-16x``
+    v2) decode with the shipped "grid2" weights, which keep version 1's tables and declare the old
+    hashes, within 1 LSB of what the old weights decoded."""
+    import wavelatent as wl
+    from PIL import Image
+    from wavelatent import container
+    from wavelatent.models import load_codec
+
+    data = (LEGACY / "grid-v1" / name).read_bytes()
+    header = container.read_header(data)
+    assert header["entropy"] == "grid" and load_codec(header["preset"]).config.context == "grid2"
+    got = wl.decompress(data)
+    expected = np.asarray(Image.open(LEGACY / "grid-v1" / name.replace(".wlt", ".decoded.png")))
+    diff = np.abs(got.astype(np.int64) - expected.astype(np.int64))
+    assert len(list((LEGACY / "grid-v1").glob("*.wlt"))) == 2
+    assert diff.max() <= 1 and np.count_nonzero(diff) <= 0.001 * diff.size
+
+
 def test_edited_weights_do_not_inherit_old_hashes():
     """``also_decodes`` holds only while the weights are the released ones."""
     import torch
@@ -335,6 +406,7 @@ def test_edited_weights_do_not_inherit_old_hashes():
 
 
 def test_shipped_weights_record_their_grid_fit():
+    from wavelatent.models import load_codec
     from wavelatent.registry import list_presets
     from wavelatent.weights import has_shipped_weights, read_metadata, shipped_path
 
@@ -343,9 +415,14 @@ def test_shipped_weights_record_their_grid_fit():
             continue
         meta = read_metadata(shipped_path(preset).read_bytes())
         fit_info = json.loads(meta["grid_fit"])
-        assert fit_info["model_version"] == grid.MODEL_VERSION
+        assert fit_info["model_version"] == 1
         for rep in fit_info["per_quality"].values():
             assert rep["bits_per_symbol"] < rep["factorized_bits_per_symbol"]
+        if load_codec(preset).config.context == "grid2":  # version 2's tables: fitted, and better on the fit data
+            fit2 = json.loads(meta["grid2_fit"])
+            assert fit2["model_version"] == 2
+            for q, rep in fit2["per_quality"].items():
+                assert rep["version2_bits_per_symbol"] < fit_info["per_quality"][q]["bits_per_symbol"]
 
 
 def test_grid_tables_are_kept_until_their_buffers_change():

@@ -241,11 +241,12 @@ def test_fuzz_raw_bytes(codec_for, samples, family, data):
 HEADER_KEYS = [
     "modality", "preset", "preset_version", "weights_sha256", "height", "width", "mode", "bit_depth",
     "coded_channels", "padded", "latent_shape", "quality", "wavelatent_version", "bands", "dtype", "transform",
+    "entropy",
 ]
 AUDIO_HEADER_KEYS = [
     "modality", "preset", "preset_version", "weights_sha256", "sample_rate", "channels", "frames", "subtype",
     "source_format", "gain", "coded_rate", "coded_frames", "groups", "block", "margin", "chunk", "latent_shape",
-    "quality", "wavelatent_version",
+    "quality", "wavelatent_version", "entropy",
 ]
 HOSTILE = st.one_of(
     st.none(),
@@ -259,7 +260,8 @@ HOSTILE = st.one_of(
     st.sampled_from(["RGB", "RGBA", "L", "LA", "CMYK", "P", "I;16", "image", "audio", "test-image", "test-gray",
                      "image-rgb-16x", "no-such-preset", "/dev/null", "../../etc/passwd", "x.safetensors", "",
                      "multiband", "uint8", "uint16", "float32", "float64", "object", "klt",
-                     "test-audio", "audio-stereo-5x", "FLOAT", "PCM_16", "DOUBLE", "WAV", "array"]),
+                     "test-audio", "audio-stereo-5x", "FLOAT", "PCM_16", "DOUBLE", "WAV", "array",
+                     "grid", "grid2", "grid3", "checkerboard", "none"]),  # entropy models
     st.lists(st.integers(-3, 10**6), max_size=4),
     st.lists(st.sampled_from([6, 2, 3, 4, 25_000]), min_size=3, max_size=3),
     st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),

@@ -61,8 +61,12 @@ ENTROPY_MODELS: dict[str, EntropyModel] = {
         lambda codec, quality: codec.context_tables(quality), context.encode, context.decode, spatial_dims=(2,)
     ),
     # coarse-to-fine lattices, integer prediction and scale contexts (entropy/grid.py); 1-D and 2-D latents
-    "grid": EntropyModel(lambda codec, quality: codec.grid_tables(quality), grid.encode, grid.decode, spatial_dims=(1, 2),
-                         decode_many=grid.decode_many),
+    "grid": EntropyModel(lambda codec, quality: codec.grid_tables(quality, version=1), grid.encode, grid.decode,
+                         spatial_dims=(1, 2), decode_many=grid.decode_many),
+    # the same prediction and scale, residuals sign-folded by the prediction's fraction, near-integer
+    # tables in the middle buckets (entropy/grid.py, version 2)
+    "grid2": EntropyModel(lambda codec, quality: codec.grid_tables(quality, version=2), grid.encode, grid.decode,
+                          spatial_dims=(1, 2), decode_many=grid.decode_many),
 }
 
 

@@ -70,7 +70,7 @@ class WaveletCodec(nn.Module):
                 self.register_buffer(f"context_lut_{quality}", torch.zeros(C, LEVELS**3, dtype=torch.uint8))
                 # frequencies minus one (they lie in 1..2**16): uint16 halves the shipped file
                 self.register_buffer(f"context_tables_{quality}", torch.zeros(C, CONTEXTS, n, dtype=torch.uint16))
-            if config.context == "grid":  # fitted by wavelatent.train.grid (entropy/grid.py)
+            if config.grid_version:  # fitted by wavelatent.train.grid (entropy/grid.py)
                 C, dims = config.latent_channels, config.spatial_dims
                 P = len(grid.passes(dims))
                 self.register_buffer(f"grid_mu_{quality}", torch.zeros(P, C, grid.mu_features_count(dims, C), dtype=torch.int32))
@@ -78,6 +78,8 @@ class WaveletCodec(nn.Module):
                     f"grid_sigma_{quality}", torch.zeros(P, C, grid.sigma_features_count(dims, C), dtype=torch.int32)
                 )
                 self.register_buffer(f"grid_tables_{quality}", torch.ones(grid.BUCKETS, 2 * n - 1, dtype=torch.int32))
+                if config.grid_version == 2:  # version 2's tables (same weights): files of "grid" still decode
+                    self.register_buffer(f"grid2_tables_{quality}", torch.ones(grid.table_rows(2), 2 * n - 1, dtype=torch.int32))
         self.weights_sha256: str | None = None  # set when loaded from / saved to a weights file
 
     # --- shapes -------------------------------------------------------------
@@ -365,11 +367,12 @@ class WaveletCodec(nn.Module):
             if "checkerboard" in (cfg.context, cfg.legacy_context):  # until fitted, every context uses the channel's table
                 ctx = getattr(self, f"context_tables_{quality}")
                 ctx.copy_(torch.from_numpy((freqs - 1).astype(np.int32))[:, None, :].expand_as(ctx).to(torch.uint16))
-            if cfg.context == "grid":  # until fitted (train/grid.py): no prediction, Laplace tables
+            if cfg.grid_version:  # until fitted (train/grid.py): no prediction, Laplace tables
                 getattr(self, f"grid_mu_{quality}").zero_()
                 getattr(self, f"grid_sigma_{quality}").zero_()
-                laplace = grid.laplace_tables(cfg.max_symbol(quality))
-                getattr(self, f"grid_tables_{quality}").copy_(torch.from_numpy(laplace.astype(np.int32)))
+                for version, name in ((1, "grid_tables"), (2, "grid2_tables"))[: cfg.grid_version]:
+                    laplace = grid.laplace_tables(cfg.max_symbol(quality), version=version)
+                    getattr(self, f"{name}_{quality}").copy_(torch.from_numpy(laplace.astype(np.int32)))
         self.weights_sha256 = None
 
     def tables(self, quality: int | None = None) -> np.ndarray:
@@ -377,20 +380,24 @@ class WaveletCodec(nn.Module):
         quality = self.config.check_quality(quality)
         return getattr(self, f"tables_{quality}").cpu().numpy().astype(np.uint32)
 
-    def grid_tables(self, quality: int | None = None) -> grid.GridTables:
-        """The grid context model of a quality (configs with ``context="grid"``). Kept while its
-        buffers are unchanged, so its checks and coder models are built once, not per file."""
-        if self.config.context != "grid":
-            raise InputError(f"{self.config.name} has no grid context model")
+    def grid_tables(self, quality: int | None = None, version: int | None = None) -> grid.GridTables:
+        """The grid context model of a quality (configs with ``context="grid"`` or ``"grid2"``), of
+        ``version`` (default: the config's; a version 2 codec also holds version 1's tables). Kept
+        while its buffers are unchanged, so its checks and coder models are built once, not per file."""
+        own = self.config.grid_version
+        version = own if version is None else version
+        if not own or version not in (1, own):
+            raise InputError(f"{self.config.name} has no grid context model of version {version}")
         quality = self.config.check_quality(quality)
-        bufs = [getattr(self, f"grid_{name}_{quality}") for name in ("mu", "sigma", "tables")]
+        names = ("grid_mu", "grid_sigma", "grid_tables" if version == 1 else "grid2_tables")
+        bufs = [getattr(self, f"{name}_{quality}") for name in names]
         key = tuple((b.data_ptr(), b._version, b.device.type) for b in bufs)
-        cached = _GRID_TABLES.setdefault(self, {}).get(quality)
+        cached = _GRID_TABLES.setdefault(self, {}).get((quality, version))
         if cached is not None and cached[0] == key:
             return cached[1]
         tables = grid.GridTables(bufs[0].cpu().numpy().copy(), bufs[1].cpu().numpy().copy(),
-                                 bufs[2].cpu().numpy().astype(np.int64))
-        _GRID_TABLES[self][quality] = (key, tables)
+                                 bufs[2].cpu().numpy().astype(np.int64), version)
+        _GRID_TABLES[self][(quality, version)] = (key, tables)
         return tables
 
     def context_tables(self, quality: int | None = None) -> ContextTables:

@@ -12,7 +12,7 @@ from .errors import WeightsError
 SCHEMA_VERSION = 1
 MODALITIES = ("image", "audio")
 ARCHITECTURES = ("wavelatent", "walloc2d", "walloc1d")
-CONTEXTS = ("none", "checkerboard", "grid")
+CONTEXTS = ("none", "checkerboard", "grid", "grid2")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class CodecConfig:
     decoder_kernel: int = 3  # kernel size of the decoder's convolutions (1D codecs use wider ones)
     architecture: str = "wavelatent"  # walloc2d / walloc1d: WaLLoC's modules for imported checkpoints (nn/walloc.py)
     walloc_config: str = ""  # the walloc architectures: walloc's JSON config (canonical), which shapes the modules
-    context: str = "none"  # entropy model of new files: "none" (per-channel tables), "checkerboard" or "grid" (entropy/)
+    context: str = "none"  # entropy model of new files: "none" (per-channel tables), "checkerboard", "grid" or "grid2" (entropy/)
     legacy_context: str = "none"  # an older entropy model whose tables the weights keep, so files written with it decode
 
     def __post_init__(self) -> None:
@@ -68,8 +68,8 @@ class CodecConfig:
             value = getattr(self, name)
             if value not in CONTEXTS or (value == "checkerboard" and (self.modality != "image" or self.levels < 1)):
                 problems.append(f"{name} must be one of {CONTEXTS} ('checkerboard' for images only), got {value!r}")
-        if self.legacy_context == "grid":
-            problems.append("legacy_context cannot be 'grid' (the newest model is the codec's own context)")
+        if self.legacy_context in ("grid", "grid2"):
+            problems.append("legacy_context cannot be a grid model (a codec of context 'grid2' also decodes 'grid')")
         if self.modality == "audio" and (not isinstance(self.sample_rate, int) or not 1 <= self.sample_rate <= 768_000):
             problems.append("audio codecs need a sample_rate in 1..768000 Hz")
         if not 2 <= self.latent_bits <= 12:
@@ -174,9 +174,16 @@ class CodecConfig:
 
     @property
     def entropy_models(self) -> tuple[str, ...]:
-        """The entropy models files of this codec may use: its own, the older one it keeps, and the
+        """The entropy models files of this codec may use: its own, the grid model's version 1 tables that
+        version 2 keeps (same prediction and scale weights), the older one it keeps, and the
         per-channel tables every codec holds."""
-        return tuple(dict.fromkeys((self.context, self.legacy_context, "none")))
+        return tuple(dict.fromkeys((self.context, *(("grid",) if self.context == "grid2" else ()), self.legacy_context,
+                                    "none")))
+
+    @property
+    def grid_version(self) -> int:
+        """The grid model version of new files: 2 for ``context="grid2"``, 1 for ``"grid"``, 0 for none."""
+        return {"grid": 1, "grid2": 2}.get(self.context, 0)
 
     def replace(self, **changes: Any) -> CodecConfig:
         return dataclasses.replace(self, **changes)

@@ -41,8 +41,10 @@ _PRESETS: dict[str, CodecConfig] = {
             # v2: encoder weights on the level-1 detail bands are zero (encode computes a quarter of the
             # transform; 2.4x faster, ~0.2 dB lower PSNR at equal rate than v1)
             # v3: same weights, the grid context model (entropy/grid.py); v2 files still decode
-            context="grid",
-            version=3,
+            # v4: same weights, the grid model's version 2 tables ("grid2": residuals sign-folded by the
+            # prediction's fraction, near-integer tables); v2 and v3 files still decode
+            context="grid2",
+            version=4,
         ),
         CodecConfig(
             name="image-rgb-4x",
@@ -70,8 +72,9 @@ _PRESETS: dict[str, CodecConfig] = {
             decoder_width=48,
             decoder_blocks=3,
             description="Grayscale images, J=3 packets (64 channels) -> 4 latent channels: 16x fewer values.",
-            context="grid",  # v2: the grid context model; v1 files still decode
-            version=2,
+            # v2: the grid context model; v1 files still decode. v3: its version 2 tables ("grid2"); v1, v2 files decode
+            context="grid2",
+            version=3,
         ),
         CodecConfig(
             name="test-image",
@@ -85,8 +88,9 @@ _PRESETS: dict[str, CodecConfig] = {
             quality_steps=(2.0, 1.0, 0.5),
             default_quality=2,
             description="Tiny RGB codec for tests (J=2, 48 -> 6 channels, 8x).",
-            context="grid",  # v2: the grid context model; v1 files still decode
-            version=2,
+            # v2: the grid context model; v1 files still decode. v3: its version 2 tables ("grid2"); v1, v2 files decode
+            context="grid2",
+            version=3,
         ),
         CodecConfig(
             name="test-gray",

@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="output .safetensors")
     g.add_argument("--data", required=True, help="folder of training images or audio files")
     g.add_argument("--holdout", type=int, default=5, help="leave out every Nth file (sorted), 0 = fit on all")
+    g.add_argument("--model", choices=("grid", "grid2"), default="grid",
+                   help="grid (version 1) or grid2 (version 2: residuals sign-folded by the prediction's fraction, "
+                        "near-integer tables; from a grid codec only its tables are fitted, its weights kept)")
     g.add_argument("-f", "--force", action="store_true")
     for module in (demo, evaluate, walloc, learning):  # each adds its subcommands, returns their handlers
         COMMANDS.update(module.add_parsers(sub))
@@ -355,7 +358,7 @@ def cmd_fit_entropy(a) -> int:
 
     if Path(a.output).exists() and not a.force:
         raise OutputExistsError(f"{a.output} exists; use --force to overwrite")
-    sha, _ = upgrade(a.source, a.data, a.output, holdout=a.holdout, progress=True)
+    sha, _ = upgrade(a.source, a.data, a.output, model=a.model, holdout=a.holdout, progress=True)
     print(f"wrote {a.output} (sha256 {sha})", file=sys.stderr)
     return 0
 

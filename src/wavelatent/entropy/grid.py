@@ -41,14 +41,13 @@ from .rans import MAX_SYMBOLS, categorical_models, constriction_module, decoding
 from .tables import check_tables
 
 __all__ = [
-    "BATCH_VALUES", "BUCKETS", "GRID_LEVELS", "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT", "MODEL_VERSION", "PRECISION", "SHIFTS",
-    "THRESHOLDS", "GridTables", "Lattices", "Pass", "buckets", "choose_shifts", "code_lengths", "decode", "decode_many",
-    "encode",
+    "BATCH_VALUES", "BUCKETS", "FRACTION_BUCKETS", "GRID_LEVELS", "MAX_CHANNELS", "MAX_SIGMA_WEIGHT", "MAX_WEIGHT",
+    "PRECISION", "SHIFTS", "THRESHOLDS", "VERSIONS", "GridTables", "Lattices", "Pass",
+    "buckets", "choose_shifts", "code_lengths", "coded_symbols", "context_map", "decode", "decode_many", "encode",
     "laplace_tables", "lattice_pad", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict",
-    "predict_raw", "residuals", "scale", "sigma_features_count", "unshifted_buckets",
+    "predict_raw", "residuals", "scale", "sigma_features_count", "table_rows", "unshifted_buckets",
 ]
 
-MODEL_VERSION = 1
 PRECISION = 24
 """Bits of the grid model's tables (rows sum to ``2**24``, so rare symbols cost little mass)."""
 GRID_LEVELS = {1: 5, 2: 3}
@@ -59,6 +58,10 @@ THRESHOLDS = np.round(256 * 0.05 * 2.0 ** (np.arange(BUCKETS - 1) / 3)).astype(n
 _BUCKET_LUT = np.searchsorted(THRESHOLDS, np.arange(int(THRESHOLDS[-1]) + 1), side="right").astype(np.int16)
 SHIFTS = (-4, 3)
 """Range of the per-file, per-channel bucket shift."""
+FRACTION_BUCKETS = (7, 13)
+"""Version 2: the (shifted) buckets ``[7, 13)`` (scales of about 0.2 to 1 symbol, where the
+prediction's fraction matters most) take a second table for predictions near an integer."""
+VERSIONS = (1, 2)
 MAX_WEIGHT = 1 << 16  # |mu weight| bound (1/256 units)
 MAX_SIGMA_WEIGHT = 1 << 20
 _MAX_Q = 1 << 16  # symbol bound: keeps every float64 sum an exact integer
@@ -116,15 +119,40 @@ def sigma_features_count(dims: int, channels: int) -> int:
     return 1 + max_near(dims) + max_offsets(dims) + 1 + 2 * channels
 
 
+def table_rows(version: int) -> int:
+    """Tables of a model version: one per bucket, and in version 2 one more per bucket of
+    :data:`FRACTION_BUCKETS`."""
+    return BUCKETS + (FRACTION_BUCKETS[1] - FRACTION_BUCKETS[0] if version == 2 else 0)
+
+
+@lru_cache(maxsize=None)
+def context_map(version: int) -> np.ndarray:
+    """Table of each (fraction quarter, shifted bucket): int8 ``[4, BUCKETS]``. In version 1 the
+    bucket; in version 2 predictions near an integer (quarters 1 and 2) take the second table of the
+    buckets of :data:`FRACTION_BUCKETS`."""
+    rows = np.tile(np.arange(BUCKETS, dtype=np.int8), (4, 1))
+    if version == 2:
+        lo, hi = FRACTION_BUCKETS
+        rows[1:3, lo:hi] = np.arange(BUCKETS, BUCKETS + hi - lo)
+    return rows
+
+
+_SIGN = np.array([1, 1, -1, -1], dtype=np.int8)
+"""Version 2: the sign of a residual by its prediction's fraction quarter (folded above one half)."""
+
+
 @dataclass(frozen=True)
 class GridTables:
     """One quality's model for ``C`` channels of ``dims``-D latents:
     ``mu [P, C, Fm]`` and ``sigma [P, C, Fs]`` integer weights (see the module docstring; channel
-    weights of ``j >= k`` must be zero), ``freqs [BUCKETS, 4Q + 1]`` 24-bit integer tables."""
+    weights of ``j >= k`` must be zero), ``freqs [table_rows(version), 4Q + 1]`` 24-bit integer
+    tables. ``version`` 2 codes each residual sign-folded by its prediction's fraction and, in the
+    buckets of :data:`FRACTION_BUCKETS`, with a second table when the prediction is near an integer."""
 
     mu: np.ndarray
     sigma: np.ndarray
     freqs: np.ndarray
+    version: int = 1
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def code_lengths(self) -> np.ndarray:
@@ -192,8 +220,12 @@ class GridTables:
             raise EntropyCodingError(f"grid mu weights {mu.shape} do not fit {C} channels of {dims}-D latents")
         if sigma.shape != (mu.shape[0], C, sigma_features_count(dims, C)):
             raise EntropyCodingError(f"grid sigma weights {sigma.shape} do not fit mu weights {mu.shape}")
-        if f.ndim != 2 or f.shape[0] != BUCKETS or f.shape[1] % 4 != 1 or f.shape[1] > 4 * _MAX_Q + 1:
-            raise EntropyCodingError(f"grid tables must be [{BUCKETS}, 4Q + 1] with Q <= {_MAX_Q}, got {f.shape}")
+        if self.version not in VERSIONS:
+            raise EntropyCodingError(f"grid model version {self.version!r:.20} is not one of {VERSIONS}")
+        rows = table_rows(self.version)
+        if f.ndim != 2 or f.shape[0] != rows or f.shape[1] % 4 != 1 or f.shape[1] > 4 * _MAX_Q + 1:
+            raise EntropyCodingError(f"grid tables (version {self.version}) must be [{rows}, 4Q + 1] with Q <= {_MAX_Q}, "
+                                     f"got {f.shape}")
         if C > MAX_CHANNELS:
             raise EntropyCodingError(f"grid model of {C} channels: at most {MAX_CHANNELS}")
         if not all(a.dtype.kind == "i" and a.dtype.itemsize <= 4 for a in (mu, sigma)):
@@ -212,9 +244,9 @@ class GridTables:
         return C, self.max_symbol
 
 
-def laplace_tables(max_symbol: int, counts: np.ndarray | None = None, weight: float = 1.0) -> np.ndarray:
-    """24-bit tables ``[BUCKETS, 4Q + 1]``: residual ``counts`` per bucket (optional) plus ``weight``
-    symbols of a discretized Laplace at each bucket's scale, so rare or unseen buckets stay sensible."""
+def laplace_tables(max_symbol: int, counts: np.ndarray | None = None, weight: float = 1.0, version: int = 1) -> np.ndarray:
+    """24-bit tables ``[table_rows(version), 4Q + 1]``: residual ``counts`` per table (optional) plus
+    ``weight`` symbols of a discretized Laplace at its bucket's scale, so rare or unseen tables stay sensible."""
     from .tables import quantize_pmf
 
     Q = int(max_symbol)
@@ -225,6 +257,8 @@ def laplace_tables(max_symbol: int, counts: np.ndarray | None = None, weight: fl
     powers = np.cumprod(np.concatenate([np.ones((BUCKETS, 1)), np.repeat(rho, 2 * Q, axis=1)], axis=1), axis=1)
     prior = np.concatenate([powers[:, :0:-1], powers], axis=1)  # |r| = 2Q .. 0 .. 2Q
     prior /= np.cumsum(prior, axis=1)[:, -1:]
+    if version == 2:  # the near-integer tables start from their bucket's
+        prior = np.concatenate([prior, prior[FRACTION_BUCKETS[0] : FRACTION_BUCKETS[1]]])
     return quantize_pmf(prior * weight if counts is None else counts + weight * prior, PRECISION)
 
 
@@ -375,9 +409,9 @@ def _feature_block(lat: Lattices, dims: int, C: int) -> np.ndarray:
 def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per pass in coding order (passes with no position left out), ``(residuals [C, n], sigma [C, n])``
     (int64): the integers of :func:`pass_features`, :func:`predict` and :func:`scale` (see
-    :func:`_coding_order` for how they are computed)."""
+    :func:`_coding_order` for how they are computed); in version 2 the coded, sign-folded residuals."""
     C = q.shape[0]
-    r, sigma, sizes = _coding_order(q, t)
+    r, sigma, _, sizes = _coding_order(q, t)
     out, start = [], 0
     for n in sizes:
         out.append((r[start : start + C * n].reshape(C, n).astype(np.int64),
@@ -386,14 +420,16 @@ def residuals(q: np.ndarray, t: GridTables) -> list[tuple[np.ndarray, np.ndarray
     return out
 
 
-def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Every symbol's residual and scale (flat, :meth:`GridTables.work_dtype` holding exact integers) in
-    coding order: pass by pass (``sizes``: positions per pass, passes with none left out), channel by
-    channel, positions in order. Every channel of a pass at once (all symbols are known: the encoder's
-    side): a pass's neighbour features are copied once into one block and weighted by batched matrix
-    products, as :func:`decode_many` does (exact: integer terms, every partial sum within
-    :meth:`GridTables.sum_bound`, so any summation order gives the same result; and the prediction's
-    ``floor((raw + 128) / 256)`` is a float multiplication by a power of two and a floor)."""
+def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[int]]:
+    """Every symbol's coded residual, scale and (version 2) fraction quarter (flat; residual and
+    scale in :meth:`GridTables.work_dtype` holding exact integers, the quarter int8; None in version 1)
+    in coding order: pass by pass (``sizes``: positions per pass, passes with none left out), channel
+    by channel, positions in order. Every channel of a pass at once (all symbols are known: the
+    encoder's side): a pass's neighbour features are copied once into one block and weighted by
+    batched matrix products, as :func:`decode_many` does (exact: integer terms, every partial sum
+    within :meth:`GridTables.sum_bound`, so any summation order gives the same result; and the
+    prediction's ``floor((raw + 128) / 256)`` is a float multiplication by a power of two and a floor,
+    its fraction the exact difference)."""
     C, Q = q.shape[0], t.max_symbol
     dims = q.ndim - 1
     dt = t.work_dtype()
@@ -403,6 +439,7 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
     block = _feature_block(lat, dims, C)
     r_all = np.empty(q.size, dtype=dt)
     sigma_all = np.empty(q.size, dtype=dt)
+    quarter_all = np.empty(q.size, dtype=np.int8) if t.version == 2 else None
     sizes, start = [], 0
     for i, (p, w) in enumerate(zip(passes(dims), _pass_weights(t))):
         counts = lat.counts(p)
@@ -424,14 +461,46 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
             sigma += w.rsum * feats[:, O : 2 * O].sum((0, 1))
         raw += 128
         raw *= 1 / 256
-        _clamp(np.floor(raw, out=raw), -Q, Q)
-        r = np.subtract(cur, raw, out=r_all[start : start + C * n].reshape(C, n))
+        if quarter_all is None:
+            _clamp(np.floor(raw, out=raw), -Q, Q)
+            r = np.subtract(cur, raw, out=r_all[start : start + C * n].reshape(C, n))
+        else:
+            mu = np.floor(raw)
+            quarter = _fraction_quarters(raw, mu, quarter_all[start : start + C * n].reshape(C, n))
+            r = np.subtract(cur, _clamp(mu, -Q, Q), out=r_all[start : start + C * n].reshape(C, n))
+            r *= _SIGN.take(quarter)
         absr = np.abs(r, out=raw)
         sigma += sw[:, -C:] @ absr
         lat.r[idx] = absr.reshape(C, *counts)
         sizes.append(n)
         start += C * n
-    return r_all, sigma_all, sizes
+    return r_all, sigma_all, quarter_all, sizes
+
+
+def _fraction_quarters(x: np.ndarray, mu: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Version 2: ``floor(4 (x - mu))`` (int8, into ``out``) of predictions ``x = (raw + 128) / 256``
+    and ``mu = floor(x)`` before clipping (floats holding exact multiples of 1/256, so exact): the
+    prediction ``raw / 256`` lies ``x - mu - 1/2`` from ``mu``. Quarters 2 and 3 (above ``mu``) code
+    the residual's negation; 1 and 2 (within a quarter of ``mu``) are near an integer."""
+    frac = x - mu
+    frac *= 4
+    return np.floor(frac, out=out, casting="unsafe")
+
+
+def coded_symbols(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """Every symbol of ``q [C, *spatial]`` in coding order, as flat arrays: its step (pass * C +
+    channel, passes with no position left out; int16 while steps * tables < 2**15, else int32), channel
+    (same dtype), unshifted bucket (int16), fraction quarter (int8; None in version 1) and coded
+    residual (int32, sign-folded in version 2): what :func:`encode` codes and the fit counts."""
+    C = q.shape[0]
+    r, sigma, quarter, sizes = _coding_order(q, t)
+    b = _BUCKET_LUT.take(sigma.astype(np.intp), mode="clip")  # sigma >= 0: clipping is min(sigma, top)
+    steps = len(sizes) * C
+    step_dtype = np.int16 if steps * table_rows(t.version) < 1 << 15 else np.int32
+    runs = np.repeat(sizes, C)
+    step = np.repeat(np.arange(steps, dtype=step_dtype), runs)
+    k = np.repeat(np.tile(np.arange(C, dtype=step_dtype), len(sizes)), runs)
+    return step, k, b, quarter, r.astype(np.int32)
 
 
 def code_lengths(freqs: np.ndarray) -> np.ndarray:
@@ -440,31 +509,38 @@ def code_lengths(freqs: np.ndarray) -> np.ndarray:
     return np.round(-np.log2(np.asarray(freqs, dtype=np.float64) / float(1 << PRECISION)) * 65536.0).astype(np.int64)
 
 
-def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: np.ndarray, Q: int) -> np.ndarray:
-    """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of residuals
-    ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays) under :func:`code_lengths`."""
+def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: np.ndarray, Q: int, *,
+                  quarter: np.ndarray | None = None, version: int = 1) -> np.ndarray:
+    """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of (coded)
+    residuals ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays; version 2 also
+    their fraction quarters) under :func:`code_lengths` of the tables."""
     lo, hi = SHIFTS
     k, b, r = (np.asarray(a) for a in (k, b, r))
+    G = 1 if quarter is None else 4
     shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
-    # residuals within +-R by a histogram per (channel, bucket) (larger ones land in two overflow bins
-    # of zero cost), then the rare larger ones symbol by symbol
+    tables = context_map(version)[:G, shifted].transpose(1, 2, 0)  # [D, B, G]: table of each shifted bucket
+    # residuals within +-R by a histogram per (channel, bucket, quarter) (larger ones land in two overflow
+    # bins of zero cost), then the rare larger ones symbol by symbol
     R = min(2 * Q, _SHIFT_WINDOW)
     W = 2 * R + 3
     rc = np.clip(r, -R - 1, R + 1)
-    index = k.astype(np.intp) * (BUCKETS * W)
-    index += np.multiply(b, W, dtype=np.intp)
+    index = k.astype(np.intp) * (BUCKETS * G * W)
+    index += np.multiply(b, G * W, dtype=np.intp)
+    if quarter is not None:
+        index += np.multiply(quarter, W, dtype=np.intp)
     index += rc
     index += R + 1
-    hist = np.bincount(index, minlength=C * BUCKETS * W)
-    window = np.zeros((len(shifted), BUCKETS, W))
-    window[:, :, 1:-1] = lengths[:, 2 * Q - R : 2 * Q + R + 1][shifted]
+    hist = np.bincount(index, minlength=C * BUCKETS * G * W)
+    window = np.zeros((len(shifted), BUCKETS, G, W))
+    window[..., 1:-1] = lengths[:, 2 * Q - R : 2 * Q + R + 1][tables]
     # float64 products of integers below 2**53 in total: exact in any summation order
     costs = hist.reshape(C, -1).astype(np.float64) @ window.reshape(len(shifted), -1).T
     tails = np.flatnonzero(rc != r)
     if len(tails):
         kt, bt, rt = k[tails].astype(np.intp), b[tails].astype(np.intp), r[tails].astype(np.intp) + 2 * Q
+        gt = 0 if quarter is None else quarter[tails].astype(np.intp)
         for d in range(len(shifted)):
-            costs[:, d] += np.bincount(kt, weights=lengths[shifted[d][bt], rt].astype(np.float64), minlength=C)
+            costs[:, d] += np.bincount(kt, weights=lengths[tables[d][bt, gt], rt].astype(np.float64), minlength=C)
     return np.argmin(costs.astype(np.int64), axis=1) + lo  # ties: the smallest shift
 
 
@@ -482,28 +558,25 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
         raise EntropyCodingError(f"symbols must be in [-{Q}, {Q}]")
     if q.size == 0 or Q == 0:  # nothing to code: every symbol is 0
         return b""
-    r, sigma, sizes = _coding_order(q, t)
-    r = r.astype(np.int32)
-    b = _BUCKET_LUT.take(sigma.astype(np.intp), mode="clip")  # sigma >= 0: clipping is min(sigma, top)
-    # every symbol's step (pass * C + channel, in order) and channel, from the run lengths of the steps
-    steps = len(sizes) * C
-    step_dtype = np.int16 if steps * BUCKETS < 1 << 15 else np.int32
-    runs = np.repeat(sizes, C)
-    step = np.repeat(np.arange(steps, dtype=step_dtype), runs)
-    k = np.repeat(np.tile(np.arange(C, dtype=step_dtype), len(sizes)), runs)
-    shifts = choose_shifts(k, b, r, C, t.code_lengths(), Q)
-    # decoding order: step by step, bucket by bucket (ascending), positions in order within a group
-    key = step * step_dtype(BUCKETS)
-    key += _clamp(b + shifts.astype(np.int16)[k], 0, BUCKETS - 1)
+    step, k, b, quarter, r = coded_symbols(q, t)
+    rows = table_rows(t.version)
+    shifts = choose_shifts(k, b, r, C, t.code_lengths(), Q, quarter=quarter, version=t.version)
+    # decoding order: step by step, table by table (ascending), positions in order within a group
+    key = step * step.dtype.type(rows)
+    table = _clamp(b + shifts.astype(np.int16)[k], 0, BUCKETS - 1)
+    if quarter is not None:
+        table += quarter * np.int16(BUCKETS)
+        table = context_map(2).ravel().take(table)
+    key += table
     order = np.argsort(key, kind="stable")  # a radix sort: int16 keys for the presets
     sym = r[order]
     sym += 2 * Q
-    counts = np.bincount(key, minlength=steps * BUCKETS)
+    counts = np.bincount(key, minlength=(int(step[-1]) + 1) * rows)
     used = counts.nonzero()[0]
     ends = np.cumsum(counts[used]).tolist()
     starts = [0] + ends[:-1]
     models = t.models()
-    group_models = itemgetter(*(used % BUCKETS).tolist())(models) if len(used) > 1 else [models[used[0] % BUCKETS]]
+    group_models = itemgetter(*(used % rows).tolist())(models) if len(used) > 1 else [models[used[0] % rows]]
     coder = constriction_module().stream.stack.AnsCoder()
     push = coder.encode_reverse
     for s0, s1, model in zip(starts[::-1], ends[::-1], group_models[::-1]):
@@ -596,24 +669,25 @@ def _shifted_bucket_lut() -> np.ndarray:
 
 
 def _decode_step(coders: list, models: list, b: np.ndarray, sample_key: np.ndarray | None) -> np.ndarray:
-    """One step's residual indices (int32) from buckets ``b [n * S]`` (the latents innermost): each
-    latent's groups in ascending buckets from its own coder (``coders``: their ``decode`` methods),
-    positions in order within a group. ``sample_key``: ``s * BUCKETS`` at each position, None for
+    """One step's residual indices (int32) from tables ``b [n * S]`` (the latents innermost): each
+    latent's groups in ascending tables from its own coder (``coders``: their ``decode`` methods),
+    positions in order within a group. ``sample_key``: ``s * len(models)`` at each position, None for
     one latent."""
+    rows = len(models)
     if sample_key is None:
         decode = coders[0]
         key = b
-        counts = np.bincount(b, minlength=BUCKETS)
+        counts = np.bincount(b, minlength=rows)
         used = counts.nonzero()[0]
         if len(used) == 1:
             return decode(models[int(used[0])], len(b))
         parts = [decode(models[j], c) for j, c in zip(used.tolist(), counts[used].tolist())]
     else:
         key = sample_key + b
-        counts = np.bincount(key, minlength=len(coders) * BUCKETS)
+        counts = np.bincount(key, minlength=len(coders) * rows)
         used = counts.nonzero()[0]
         parts = [coders[s](models[j], c)
-                 for s, j, c in zip((used // BUCKETS).tolist(), (used % BUCKETS).tolist(), counts[used].tolist())]
+                 for s, j, c in zip((used // rows).tolist(), (used % rows).tolist(), counts[used].tolist())]
     out = np.empty(len(b), dtype=np.int32)
     out[np.argsort(key, kind="stable")] = np.concatenate(parts)  # a radix sort: int8 / int16 keys
     return out
@@ -661,6 +735,12 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         decoders = [c.decode for c in coders]
         absr = np.abs(np.arange(4 * Q + 1, dtype=dt) - 2 * Q)  # |r| by residual index
         block = _feature_block(lat, dims, C)
+        rows_per = table_rows(t.version)
+        fold = t.version == 2
+        if fold:
+            contexts = context_map(2).ravel()
+            quarters = np.empty(max(math.prod(lat.counts(p)) for p in passes(dims)), dtype=np.int8)
+            signs = _SIGN.astype(dt)
         for p, w in zip(passes(dims), weights):
             counts = lat.counts(p)
             n = math.prod(counts)
@@ -685,19 +765,31 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
                 sample_key = None
             else:  # each latent's shifted buckets start at (shift - SHIFTS[0]) * (top + 1) in the flat table
                 at_k = np.tile(shifts.T * (top + 1), (1, n // S))
-                sample_key = np.tile(np.arange(S, dtype=np.int16 if S * BUCKETS < 1 << 15 else np.int32) * BUCKETS,
+                sample_key = np.tile(np.arange(S, dtype=np.int16 if S * rows_per < 1 << 15 else np.int32) * rows_per,
                                      n // S)
             for k in range(C):
-                mu = w.mu_ch[k, : k + 1] @ q[: k + 1]  # floor((raw + 128) / 256) - 2Q, clipped
-                mu *= 1 / 256
-                _clamp(np.floor(mu, out=mu), -3 * Q, -Q)
+                x = w.mu_ch[k, : k + 1] @ q[: k + 1]  # (raw + 128) / 256 - 2Q
+                x *= 1 / 256
+                mu = np.floor(x)
+                if fold:
+                    quarter = _fraction_quarters(x, mu, quarters[:n])
+                _clamp(mu, -3 * Q, -Q)  # floor((raw + 128) / 256) - 2Q, clipped
                 sigma = w.sigma_ch[k, : 2 * k + 1] @ absqr[: k + 1].reshape(2 * k + 2, n)[: 2 * k + 1]
                 if S == 1:  # sigma >= 0: clipping the index is min(sigma, top)
                     b = rows[k].take(sigma.astype(np.intp), mode="clip")
                 else:
                     b = table.ravel().take(np.minimum(sigma, top, out=sigma).astype(np.intp) + at_k[k])
+                if fold:
+                    b = contexts.take(quarter * np.int16(BUCKETS) + b)
                 r = _decode_step(decoders, models, b, sample_key)
-                np.add(mu, r.astype(dt), out=q[k])
+                if fold:  # q = mu + sign * (index - 2Q)
+                    v = r.astype(dt)
+                    v -= 2 * Q
+                    v *= signs.take(quarter)
+                    v += 2 * Q
+                    np.add(mu, v, out=q[k])
+                else:
+                    np.add(mu, r.astype(dt), out=q[k])
                 np.abs(q[k], out=absqr[k, 0])
                 absr.take(r, out=absqr[k, 1])
             # out-of-range symbols only make later sums of the pass garbage (still bounded): checked once

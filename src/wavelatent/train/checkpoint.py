@@ -122,7 +122,7 @@ def copy_trained(source: WaveletCodec, target: WaveletCodec) -> None:
     """Copy ``source``'s trained weights into ``target`` (same architecture; quality steps, default
     quality and entropy model may differ). Entropy tables, derived from the weights, are left to
     ``freeze`` / context fitting. Raises WeightsError if the architectures differ."""
-    derived = ("tables_", "context_", "grid_")
+    derived = ("tables_", "context_", "grid_", "grid2_")
     state = {k: v for k, v in source.state_dict().items() if not k.startswith(derived)}
     try:
         missing, unexpected = target.load_state_dict(state, strict=False)
@@ -148,7 +148,8 @@ def export_checkpoint(
     ``default_quality`` overrides the quality that ``compress`` uses when none is given;
     ``prune`` applies :func:`prune_details`; ``quality_steps`` replaces the quantization steps
     (keep them within the range trained); ``context_data`` (a folder of images, never the test set)
-    (images or audio) switches to the grid context model fitted on them (train/grid.py); without it a
+    (images or audio) switches to the grid context model fitted on them (train/grid.py; the config's
+    version, "grid" for configs of another model); without it a
     config naming a context model exports with the per-channel tables (``wavelatent fit-entropy`` fits
     one later).
     """
@@ -167,7 +168,9 @@ def export_checkpoint(
                                                                                          len(quality_steps)))
     if default_quality is not None:
         config = config.replace(default_quality=config.check_quality(default_quality))
-    config = config.replace(context="grid" if context_data is not None else "none", legacy_context="none")
+    # a config naming a grid model keeps its version ("grid2": version 2's tables fitted as well)
+    grid_model = config.context if config.grid_version else "grid"
+    config = config.replace(context=grid_model if context_data is not None else "none", legacy_context="none")
     if config != codec.config:
         trained, codec = codec, WaveletCodec(config).eval()
         copy_trained(trained, codec)

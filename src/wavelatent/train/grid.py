@@ -117,6 +117,37 @@ def fit(samples: list[np.ndarray], max_symbol: int, *, progress: bool = False) -
     return tables, {"symbols": int(n_symbols), "bits_per_symbol": bits / max(n_symbols, 1), "alphabet": N}
 
 
+def fit_version2(samples: list[np.ndarray], tables: grid.GridTables) -> tuple[np.ndarray, dict]:
+    """Version 2 tables ``[table_rows(2), 4Q + 1]`` for the prediction and scale weights of ``tables``
+    (a fitted version 1 model; unchanged, so its files still decode) from signed symbols ``samples``:
+    histograms of the sign-folded residuals per table (with the per-file shift the encoder would
+    choose), smoothed as in :func:`fit`; and a report with the ideal bits per symbol."""
+    C, Q = tables.check()
+    start = grid.GridTables(tables.mu, tables.sigma, grid.laplace_tables(Q, version=2), version=2)
+    coded = [grid.coded_symbols(q, start)[1:] for q in samples if q.size]  # (k, b, quarter, r)
+    counts = _counts2(coded, Q, None)
+    freqs = grid.laplace_tables(Q, counts, SMOOTHING, version=2)
+    for _ in range(2):  # the encoder shifts buckets per file: count what it would pick
+        lengths = grid.code_lengths(freqs)
+        shifts = [grid.choose_shifts(k, b, r, C, lengths, Q, quarter=quarter, version=2) for k, b, quarter, r in coded]
+        counts = _counts2(coded, Q, shifts)
+        freqs = grid.laplace_tables(Q, counts, SMOOTHING, version=2)
+    n_symbols = sum(q.size for q in samples)
+    bits = float(-(counts * np.log2(freqs / float(1 << grid.PRECISION))).sum())
+    return freqs, {"symbols": int(n_symbols), "bits_per_symbol": bits / max(n_symbols, 1), "alphabet": 4 * Q + 1}
+
+
+def _counts2(coded, Q: int, shifts) -> np.ndarray:
+    N, rows = 4 * Q + 1, grid.table_rows(2)
+    counts = np.zeros(rows * N)
+    contexts = grid.context_map(2)
+    for j, (k, b, quarter, r) in enumerate(coded):
+        shifted = b.astype(np.int64) if shifts is None else np.clip(b + shifts[j][k], 0, grid.BUCKETS - 1)
+        table = contexts[quarter, shifted].astype(np.int64)
+        counts += np.bincount(table * N + (r + 2 * Q), minlength=rows * N)
+    return counts.reshape(rows, N)
+
+
 def _counts(coded, C: int, Q: int, shifts) -> np.ndarray:
     N = 4 * Q + 1
     counts = np.zeros(grid.BUCKETS * N)
@@ -171,11 +202,13 @@ def audio_latents(codec, folder, *, holdout: int = HOLDOUT, segment: int = 1 << 
     return out
 
 
-def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = False) -> tuple[str, dict]:
-    """Write ``source``'s weights (a preset or weights file) with the grid context model fitted on the
-    signals of ``data`` (never the test set) to ``output``: same encoder, decoder, quantizer and
-    older tables, so files written before still decode (``also_decodes``); the registry's version for a
-    registered preset, else version + 1.
+def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT,
+            progress: bool = False) -> tuple[str, dict]:
+    """Write ``source``'s weights (a preset or weights file) with the grid context model ``model``
+    (``"grid"`` or ``"grid2"``) fitted on the signals of ``data`` (never the test set) to ``output``:
+    same encoder, decoder, quantizer and older tables, so files written before still decode
+    (``also_decodes``); the registry's version for a registered preset, else version + 1. From a
+    ``"grid"`` codec, ``"grid2"`` fits only version 2's tables (its weights are version 1's).
     Returns the new file's sha256 and the fit report."""
     import json
 
@@ -187,25 +220,31 @@ def upgrade(source, data, output, *, holdout: int = HOLDOUT, progress: bool = Fa
     raw = path.read_bytes()
     old = deserialize(raw, source=str(path))
     cfg = old.config
-    if cfg.context == "grid":
-        raise ValueError(f"{cfg.name} already codes with the grid model")
-    legacy = cfg.context if cfg.context != "none" else cfg.legacy_context
-    # a registered preset takes the registry's version (the one that names the grid model); others + 1
+    if model not in ("grid", "grid2"):
+        raise ValueError(f"unknown grid model {model!r}: 'grid' or 'grid2'")
+    if cfg.grid_version >= (1 if model == "grid" else 2):
+        raise ValueError(f"{cfg.name} already codes with the {cfg.context} model")
+    legacy = cfg.legacy_context if cfg.context in ("none", "grid") else cfg.context
+    # a registered preset takes the registry's version (the one that names this model); others + 1
     registered = get_config(cfg.name) if cfg.name in list_presets() else None
-    version = registered.version if registered is not None and registered.context == "grid" else cfg.version + 1
-    new_cfg = cfg.replace(context="grid", legacy_context=legacy, version=max(version, cfg.version))
+    version = registered.version if registered is not None and registered.context == model else cfg.version + 1
+    new_cfg = cfg.replace(context=model, legacy_context=legacy, version=max(version, cfg.version))
     codec = WaveletCodec(new_cfg).eval()
     missing, unexpected = codec.load_state_dict(old.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("grid_") for k in missing):
+    if unexpected or any(not k.startswith(("grid_", "grid2_")) for k in missing):
         raise ValueError(f"weights do not carry over: {missing + unexpected}")
-    fit_info = fit_codec(codec, data, holdout=holdout, progress=progress)
-    extra = {**successor_metadata(raw), "grid_fit": json.dumps(fit_info, sort_keys=True)}
+    fit_info = fit_codec(codec, data, holdout=holdout, progress=progress, weights=cfg.context != "grid")
+    # a grid codec's fit stays under "grid_fit"; version 2's tables record theirs beside it
+    key = "grid2_fit" if model == "grid2" else "grid_fit"
+    extra = {**successor_metadata(raw), key: json.dumps(fit_info, sort_keys=True)}
     return save_weights(codec, output, extra=extra), fit_info["per_quality"]
 
 
-def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False) -> dict:
-    """Fit ``codec``'s grid model (config ``context="grid"``) in place, every quality, on the images or
-    audio of ``data``; returns what the weights' ``grid_fit`` metadata records."""
+def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False, weights: bool = True) -> dict:
+    """Fit ``codec``'s grid model (config ``context="grid"`` or ``"grid2"``) in place, every quality, on
+    the images or audio of ``data``; returns what the weights' ``grid_fit`` metadata records.
+    ``weights=False``: keep the prediction and scale weights and version 1's tables (fitted before)
+    and fit only version 2's tables."""
     import torch
 
     cfg = codec.config
@@ -220,15 +259,23 @@ def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False) ->
         Q = cfg.max_symbol(quality)
         with torch.inference_mode():
             symbols = [codec.quantize(torch.from_numpy(y), quality).numpy() for y in latents]
-        tables, rep = fit(symbols, Q, progress=progress)
-        getattr(codec, f"grid_mu_{quality}").copy_(torch.from_numpy(tables.mu))
-        getattr(codec, f"grid_sigma_{quality}").copy_(torch.from_numpy(tables.sigma))
-        getattr(codec, f"grid_tables_{quality}").copy_(torch.from_numpy(tables.freqs.astype(np.int32)))
+        if weights:
+            tables, rep = fit(symbols, Q, progress=progress)
+            getattr(codec, f"grid_mu_{quality}").copy_(torch.from_numpy(tables.mu))
+            getattr(codec, f"grid_sigma_{quality}").copy_(torch.from_numpy(tables.sigma))
+            getattr(codec, f"grid_tables_{quality}").copy_(torch.from_numpy(tables.freqs.astype(np.int32)))
+        else:
+            tables, rep = codec.grid_tables(quality, version=1), {}
+        if cfg.grid_version == 2:
+            freqs, rep2 = fit_version2(symbols, tables)
+            getattr(codec, f"grid2_tables_{quality}").copy_(torch.from_numpy(freqs.astype(np.int32)))
+            rep = {**rep, "version2_bits_per_symbol": rep2["bits_per_symbol"], "symbols": rep2["symbols"]}
         idx = np.concatenate([s.reshape(s.shape[0], -1) + Q for s in symbols], axis=1)
         rep["factorized_bits_per_symbol"] = ideal_bits(idx, codec.tables(quality)) / idx.size
         report[quality] = rep
         if progress:
-            print(f"quality {quality}: {rep['bits_per_symbol']:.4f} bits/symbol (factorized tables "
+            best = rep.get("version2_bits_per_symbol", rep.get("bits_per_symbol"))
+            print(f"quality {quality}: {best:.4f} bits/symbol (factorized tables "
                   f"{rep['factorized_bits_per_symbol']:.4f})")
     return {"data": str(data), "holdout": f"every {holdout}th file (sorted) left out" if holdout > 0 else "none",
-            "signals": len(latents), "model_version": grid.MODEL_VERSION, "per_quality": report}
+            "signals": len(latents), "model_version": cfg.grid_version, "per_quality": report}
