@@ -12,8 +12,10 @@ Images: ``image-rgb-16x``, ``image-rgb-4x`` and ``image-gray-16x`` at their defa
 latent channels as one lossless WebP image (Pillow, ``lossless=True, quality=100, method=6``; symbols
 + 128 as uint8), all its files' bytes counted. "previous" is the same file with the entropy model of
 the presets before (per-channel tables, or the checkerboard model of ``image-rgb-4x``); "with the JSON
-header" is the same file in container version 1; "previous release" is what release 8fb0355 writes for
-the same full sets (``results/entropy/previous_release.json``, made by ``previous_release_bytes.py``).
+header" is the same file in container version 1; "grid version 1" (presets coding with "grid2") is the
+same file with the grid model's version 1 tables, as the release before writes it; "previous release"
+is what release 8fb0355 writes for the same full sets (``results/entropy/previous_release.json``, made
+by ``previous_release_bytes.py``).
 
 Audio: ``audio-stereo-5x`` and ``audio-stereo-20x`` at their default quality on the middle 20 s of
 music not used in training (the three held-out ``audio/music`` files and the ``audio/music-cc``
@@ -104,11 +106,13 @@ def image_rows(presets: list[str], quick: bool) -> list[dict]:
         for name, paths in (("kodak", kodak), ("held-out photos", held)):
             ims = load_images(paths, cfg.channels)
             pixels = sum(im.shape[0] * im.shape[1] for im in ims)
-            ours = prev = webp = v1 = 0
+            ours = prev = webp = v1 = grid1 = 0
             for im in ims:
                 img = im if cfg.channels == 3 else im[:, :, 0]
                 data = wl.compress(img, codec)
                 ours += len(data)
+                if cfg.context == "grid2":  # the same symbols with the grid model's version 1 (the previous release)
+                    grid1 += len(wl.compress(img, codec, entropy="grid"))
                 v1 += v1_bytes(data)
                 prev += len(wl.compress(img, codec, entropy=legacy_model(codec)))
                 webp += webp_mosaic_bytes(encode_image_symbols(codec, im, cfg.default_quality))
@@ -117,6 +121,8 @@ def image_rows(presets: list[str], quick: bool) -> list[dict]:
                    "bpp_webp_mosaic": 8 * webp / pixels, "ratio_vs_webp_mosaic": ours / webp,
                    "ratio_vs_previous": ours / prev, "previous_model": legacy_model(codec),
                    "bytes_container_v1": v1, "ratio_vs_container_v1": ours / v1}
+            if grid1:
+                row.update(bytes_grid_v1=grid1, ratio_vs_grid_v1=ours / grid1)
             release = previous_release()["images"].get(f"{preset}/{name}")
             if release and not quick:
                 row["bytes_previous_release"] = release["bytes"]
@@ -124,7 +130,7 @@ def image_rows(presets: list[str], quick: bool) -> list[dict]:
             rows.append(row)
             print(f"{preset:16s} {name:16s} {8 * ours / pixels:.4f} bpp  previous model {8 * prev / pixels:.4f}  "
                   f"WebP mosaic {8 * webp / pixels:.4f}  -> {ours / webp:.3f}x WebP, {ours / prev:.3f}x previous model, "
-                  f"{ours / v1:.3f}x with the JSON header")
+                  f"{ours / v1:.3f}x with the JSON header" + (f", {ours / grid1:.4f}x grid version 1" if grid1 else ""))
     return rows
 
 
