@@ -139,6 +139,8 @@ def context_map(version: int) -> np.ndarray:
 
 _SIGN = np.array([1, 1, -1, -1], dtype=np.int8)
 """Version 2: the sign of a residual by its prediction's fraction quarter (folded above one half)."""
+_NEAR = np.array([0, 1, 1, 0], dtype=np.intp)
+"""Version 2: whether a fraction quarter is near an integer (the rows of :func:`context_map` agree)."""
 
 
 @dataclass(frozen=True)
@@ -516,18 +518,20 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: 
     their fraction quarters) under :func:`code_lengths` of the tables."""
     lo, hi = SHIFTS
     k, b, r = (np.asarray(a) for a in (k, b, r))
-    G = 1 if quarter is None else 4
+    # the tables of a shifted bucket depend on the quarter only through "near an integer" (quarters 1, 2)
+    near = None if quarter is None else _NEAR.take(quarter)
+    G = 1 if quarter is None else 2
     shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
     tables = context_map(version)[:G, shifted].transpose(1, 2, 0)  # [D, B, G]: table of each shifted bucket
-    # residuals within +-R by a histogram per (channel, bucket, quarter) (larger ones land in two overflow
+    # residuals within +-R by a histogram per (channel, bucket, near) (larger ones land in two overflow
     # bins of zero cost), then the rare larger ones symbol by symbol
     R = min(2 * Q, _SHIFT_WINDOW)
     W = 2 * R + 3
     rc = np.clip(r, -R - 1, R + 1)
     index = k.astype(np.intp) * (BUCKETS * G * W)
     index += np.multiply(b, G * W, dtype=np.intp)
-    if quarter is not None:
-        index += np.multiply(quarter, W, dtype=np.intp)
+    if near is not None:
+        index += near * W
     index += rc
     index += R + 1
     hist = np.bincount(index, minlength=C * BUCKETS * G * W)
@@ -538,7 +542,7 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: 
     tails = np.flatnonzero(rc != r)
     if len(tails):
         kt, bt, rt = k[tails].astype(np.intp), b[tails].astype(np.intp), r[tails].astype(np.intp) + 2 * Q
-        gt = 0 if quarter is None else quarter[tails].astype(np.intp)
+        gt = 0 if near is None else near[tails]
         for d in range(len(shifted)):
             costs[:, d] += np.bincount(kt, weights=lengths[tables[d][bt, gt], rt].astype(np.float64), minlength=C)
     return np.argmin(costs.astype(np.int64), axis=1) + lo  # ties: the smallest shift
