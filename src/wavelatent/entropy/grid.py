@@ -19,12 +19,18 @@ Within a pass, channel 0 first. Channel ``k`` of a pass is coded as a residual `
   log-spaced thresholds :data:`THRESHOLDS` below ``sigma`` and ``shift_k`` in ``[-4, 3]`` is chosen per
   file and channel by the encoder (coded first in the stream).
 
+Version 2 (entropy model ``"grid2"``; same weights) codes ``-r`` when the prediction ``raw / 256``
+lies above ``mu`` (the fraction quarter ``floor(4 (x - floor x))`` of ``x = (raw + 128) / 256`` is 2
+or 3), and in the buckets :data:`FRACTION_BUCKETS` takes a second table when the prediction lies
+within a quarter of ``mu`` (quarters 1 and 2): ``table_rows(2) = 46`` tables (:func:`context_map`).
+
 Every feature, weight and sum is an integer; sums are evaluated in floats on integer values small
 enough that any summation order gives the exact result, so decoding is bit-exact on every machine:
 float32 when a model's weights and symbol bound keep every sum below ``2**24`` (:meth:`GridTables.work_dtype`;
-every shipped preset: about ``2**20`` at most), else float64 (checked bounds, < ``2**53``). Tables are ``[BUCKETS, 4Q + 1]`` integer frequencies of 24-bit precision,
-shared by all channels. Encoding is vectorized over channels; decoding runs one small vectorized
-step per pass and channel, and one rANS call per (pass, channel, bucket) group. :func:`decode_many`
+every shipped preset: about ``2**20`` at most), else float64 (checked bounds, < ``2**53``). Tables are
+``[table_rows(version), 4Q + 1]`` integer frequencies of 24-bit precision, shared by all channels.
+Encoding is vectorized over channels; decoding runs one small vectorized step per pass and channel,
+and one rANS call per (pass, channel, table) group. :func:`decode_many`
 decodes many latents of one shape (a cache shard) with each step vectorized over all of them
 (their positions side by side: the same integer sums), one rANS stream per latent.
 """
@@ -442,6 +448,7 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
     r_all = np.empty(q.size, dtype=dt)
     sigma_all = np.empty(q.size, dtype=dt)
     quarter_all = np.empty(q.size, dtype=np.int8) if t.version == 2 else None
+    signs = _SIGN.astype(dt)
     sizes, start = [], 0
     for i, (p, w) in enumerate(zip(passes(dims), _pass_weights(t))):
         counts = lat.counts(p)
@@ -470,7 +477,7 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
             mu = np.floor(raw)
             quarter = _fraction_quarters(raw, mu, quarter_all[start : start + C * n].reshape(C, n))
             r = np.subtract(cur, _clamp(mu, -Q, Q), out=r_all[start : start + C * n].reshape(C, n))
-            r *= _SIGN.take(quarter)
+            r *= signs.take(quarter)
         absr = np.abs(r, out=raw)
         sigma += sw[:, -C:] @ absr
         lat.r[idx] = absr.reshape(C, *counts)
