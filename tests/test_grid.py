@@ -277,12 +277,14 @@ def test_version2_folds_by_the_fraction_of_the_prediction(tables2d, tables1d, di
     assert 0 < np.count_nonzero(np.concatenate(quarters) >= 2) < r.size  # both signs occur
 
 
-def test_choose_shifts_matches_brute_force():
+@pytest.mark.parametrize("version", [1, 2])
+def test_choose_shifts_matches_brute_force(version):
     """The histogram shortcut (residuals beyond the window counted one by one) picks exactly the
-    shifts an exhaustive search over every shift and symbol picks, tails and ties included."""
+    shifts an exhaustive search over every shift and symbol picks, tails (the first one beyond the
+    window included) and ties included; in version 2 with the tables of each fraction quarter."""
     rng = np.random.default_rng(5)
     C, Q = 5, 60
-    freqs = grid.laplace_tables(Q)
+    freqs = grid.laplace_tables(Q, version=version)
     lengths = grid.code_lengths(freqs)
     n = 4000
     k = rng.integers(0, C, n)
@@ -292,14 +294,20 @@ def test_choose_shifts_matches_brute_force():
     r[10:20] = -2 * Q
     wide = k == 0  # a channel whose residuals are all large: only they decide its shift
     r[wide] = rng.integers(30, 2 * Q, wide.sum()) * rng.choice([-1, 1], wide.sum())
+    edge = k == 1  # residuals just beyond the window (|r| = 25): its first overflow bin
+    r[edge] = 25 * rng.choice([-1, 1], edge.sum())
+    quarter = rng.integers(0, 4, n) if version == 2 else np.zeros(n, np.int64)
+    table = grid.context_map(version)
     lo, hi = grid.SHIFTS
     brute = np.array([
-        lo + int(np.argmin([lengths[np.clip(b[k == c] + d, 0, grid.BUCKETS - 1), r[k == c] + 2 * Q].sum()
+        lo + int(np.argmin([lengths[table[quarter[k == c], np.clip(b[k == c] + d, 0, grid.BUCKETS - 1)],
+                                    r[k == c] + 2 * Q].sum()
                             for d in range(lo, hi + 1)]))
         for c in range(C)
     ])
     assert (np.abs(r) > 24).sum() > 20
-    assert np.array_equal(grid.choose_shifts(k, b, r, C, lengths, Q), brute)
+    got = grid.choose_shifts(k, b, r, C, lengths, Q, quarter=quarter if version == 2 else None, version=version)
+    assert np.array_equal(got, brute)
 
 
 # --- files -------------------------------------------------------------------
@@ -415,7 +423,7 @@ def test_shipped_weights_record_their_grid_fit():
             continue
         meta = read_metadata(shipped_path(preset).read_bytes())
         fit_info = json.loads(meta["grid_fit"])
-        assert fit_info["model_version"] == 1
+        assert fit_info["model_version"] in (1, 2)
         for rep in fit_info["per_quality"].values():
             assert rep["bits_per_symbol"] < rep["factorized_bits_per_symbol"]
         if load_codec(preset).config.context == "grid2":  # version 2's tables: fitted, and better on the fit data
@@ -423,6 +431,8 @@ def test_shipped_weights_record_their_grid_fit():
             assert fit2["model_version"] == 2
             for q, rep in fit2["per_quality"].items():
                 assert rep["version2_bits_per_symbol"] < fit_info["per_quality"][q]["bits_per_symbol"]
+        else:
+            assert "grid2_fit" not in meta
 
 
 def test_grid_tables_are_kept_until_their_buffers_change():
@@ -433,6 +443,9 @@ def test_grid_tables_are_kept_until_their_buffers_change():
     codec = load_codec("test-image")
     t = codec.grid_tables(2)
     assert codec.grid_tables(2) is t and codec.grid_tables(1) is not t
+    v1 = codec.grid_tables(2, version=1)  # a grid2 codec also holds version 1's tables, kept apart
+    assert (t.version, v1.version) == (2, 1) and codec.grid_tables(2, version=1) is v1
+    assert np.array_equal(v1.mu, t.mu) and v1.freqs.shape[0] < t.freqs.shape[0]
     with torch.no_grad():
         codec.grid_mu_2[0, 0, 0] += 0  # an in-place write: the version counter moves
     assert codec.grid_tables(2) is not t

@@ -20,7 +20,7 @@ Within a pass, channel 0 first. Channel ``k`` of a pass is coded as a residual `
   file and channel by the encoder (coded first in the stream).
 
 Version 2 (entropy model ``"grid2"``; same weights) codes ``-r`` when the prediction ``raw / 256``
-lies above ``mu`` (the fraction quarter ``floor(4 (x - floor x))`` of ``x = (raw + 128) / 256`` is 2
+lies at or above ``mu`` (the fraction quarter ``floor(4 (x - floor x))`` of ``x = (raw + 128) / 256`` is 2
 or 3), and in the buckets :data:`FRACTION_BUCKETS` takes a second table when the prediction lies
 within a quarter of ``mu`` (quarters 1 and 2): ``table_rows(2) = 46`` tables (:func:`context_map`).
 
@@ -199,7 +199,7 @@ class GridTables:
         return int(max(mu.sum(-1).max(initial=0) * Q + 512 * Q + 128, (sigma * f).sum(-1).max(initial=0), rsum))
 
     def models(self) -> list:
-        """One constriction model per bucket (built once)."""
+        """One constriction model per table (built once)."""
         if "models" not in self._cache:
             self._cache["models"] = categorical_models(np.asarray(self.freqs, dtype=np.int64), PRECISION)
         return self._cache["models"]
@@ -489,8 +489,8 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
 def _fraction_quarters(x: np.ndarray, mu: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Version 2: ``floor(4 (x - mu))`` (int8, into ``out``) of predictions ``x = (raw + 128) / 256``
     and ``mu = floor(x)`` before clipping (floats holding exact multiples of 1/256, so exact): the
-    prediction ``raw / 256`` lies ``x - mu - 1/2`` from ``mu``. Quarters 2 and 3 (above ``mu``) code
-    the residual's negation; 1 and 2 (within a quarter of ``mu``) are near an integer."""
+    prediction ``raw / 256`` lies ``x - mu - 1/2`` from ``mu``. Quarters 2 and 3 (at or above ``mu``)
+    code the residual's negation; 1 and 2 (within a quarter of ``mu``) are near an integer."""
     frac = x - mu
     frac *= 4
     return np.floor(frac, out=out, casting="unsafe")
@@ -546,7 +546,7 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: 
     window[..., 1:-1] = lengths[:, 2 * Q - R : 2 * Q + R + 1][tables]
     # float64 products of integers below 2**53 in total: exact in any summation order
     costs = hist.reshape(C, -1).astype(np.float64) @ window.reshape(len(shifted), -1).T
-    tails = np.flatnonzero(rc != r)
+    tails = np.flatnonzero(np.abs(r) > R)  # every residual in an overflow bin (|r| = R + 1 included)
     if len(tails):
         kt, bt, rt = k[tails].astype(np.intp), b[tails].astype(np.intp), r[tails].astype(np.intp) + 2 * Q
         gt = 0 if near is None else near[tails]
@@ -576,7 +576,7 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
     key = step * step.dtype.type(rows)
     table = _clamp(b + shifts.astype(np.int16)[k], 0, BUCKETS - 1)
     if quarter is not None:
-        table += quarter * np.int16(BUCKETS)
+        table += np.multiply(quarter, BUCKETS, dtype=np.int16)
         table = context_map(2).ravel().take(table)
     key += table
     order = np.argsort(key, kind="stable")  # a radix sort: int16 keys for the presets
@@ -791,7 +791,7 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
                 else:
                     b = table.ravel().take(np.minimum(sigma, top, out=sigma).astype(np.intp) + at_k[k])
                 if fold:
-                    b = contexts.take(quarter * np.int16(BUCKETS) + b)
+                    b = contexts.take(np.multiply(quarter, BUCKETS, dtype=np.int16) + b)  # int16 on numpy 1.x too
                 r = _decode_step(decoders, models, b, sample_key)
                 if fold:  # q = mu + sign * (index - 2Q)
                     v = r.astype(dt)

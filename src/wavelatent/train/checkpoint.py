@@ -181,7 +181,10 @@ def export_checkpoint(
     if context_data is not None:
         from .grid import fit_codec
 
-        extra["grid_fit"] = json.dumps(fit_codec(codec, context_data, holdout=0, progress=progress), sort_keys=True)
+        from .grid import fit_metadata
+
+        info = fit_codec(codec, context_data, holdout=0, progress=progress)
+        extra.update(fit_metadata(info, weights=True, version2=config.grid_version == 2))
     return save_weights(codec, out, extra=extra)
 
 

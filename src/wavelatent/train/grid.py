@@ -210,8 +210,6 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     (``also_decodes``); the registry's version for a registered preset, else version + 1. From a
     ``"grid"`` codec, ``"grid2"`` fits only version 2's tables (its weights are version 1's).
     Returns the new file's sha256 and the fit report."""
-    import json
-
     from ..codec import WaveletCodec
     from ..registry import get_config, list_presets
     from ..weights import deserialize, save_weights, successor_metadata, weights_file
@@ -234,15 +232,24 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     if unexpected or any(not k.startswith(("grid_", "grid2_")) for k in missing):
         raise ValueError(f"weights do not carry over: {missing + unexpected}")
     fit_info = fit_codec(codec, data, holdout=holdout, progress=progress, weights=cfg.context != "grid")
-    # a grid codec's fit stays under "grid_fit"; version 2's tables record theirs beside it
-    key = "grid2_fit" if model == "grid2" else "grid_fit"
-    extra = {**successor_metadata(raw), key: json.dumps(fit_info, sort_keys=True)}
+    extra = {**successor_metadata(raw), **fit_metadata(fit_info, weights=cfg.context != "grid",
+                                                          version2=model == "grid2")}
     return save_weights(codec, output, extra=extra), fit_info["per_quality"]
+
+
+def fit_metadata(fit_info: dict, *, weights: bool, version2: bool) -> dict[str, str]:
+    """The weights metadata of a :func:`fit_codec` report: ``grid_fit`` when the weights and version 1's
+    tables were fitted (a grid codec upgraded to "grid2" keeps its own), ``grid2_fit`` when version 2's
+    tables were."""
+    import json
+
+    text = json.dumps(fit_info, sort_keys=True)
+    return {**({"grid_fit": text} if weights else {}), **({"grid2_fit": text} if version2 else {})}
 
 
 def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False, weights: bool = True) -> dict:
     """Fit ``codec``'s grid model (config ``context="grid"`` or ``"grid2"``) in place, every quality, on
-    the images or audio of ``data``; returns what the weights' ``grid_fit`` metadata records.
+    the images or audio of ``data``; returns the report :func:`fit_metadata` stores in the weights.
     ``weights=False``: keep the prediction and scale weights and version 1's tables (fitted before)
     and fit only version 2's tables."""
     import torch
