@@ -452,3 +452,18 @@ def test_grid_tables_are_kept_until_their_buffers_change():
     import copy  # the cache lives outside the module: codecs still copy (and serialize) as before
 
     assert copy.deepcopy(codec).grid_tables(2).check() == t.check()
+
+
+def test_upgrading_to_a_model_the_weights_have_is_a_typed_error(tmp_path):
+    """``fit-entropy --model grid2`` on weights that already code with it (or an unknown model) is an
+    InputError before any data is read: the CLI exits non-zero with the message, no traceback."""
+    from wavelatent.cli.main import main
+    from wavelatent.errors import InputError
+    from wavelatent.train.grid import upgrade
+
+    for model in ("grid2", "grid", "grid9"):
+        with pytest.raises(InputError):
+            upgrade("test-image", tmp_path / "no-data", tmp_path / "out.safetensors", model=model)
+    assert main(["fit-entropy", "test-image", "-o", str(tmp_path / "o.safetensors"), "--data", str(tmp_path),
+                 "--model", "grid2"]) != 0
+    assert not (tmp_path / "o.safetensors").exists()

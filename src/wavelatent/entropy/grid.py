@@ -143,6 +143,12 @@ def context_map(version: int) -> np.ndarray:
     return rows
 
 
+def _tables_of(shifted: np.ndarray, quarter: np.ndarray) -> np.ndarray:
+    """Version 2: the table (int8) of each symbol from its shifted bucket and fraction quarter (int16
+    arithmetic, also under numpy 1.x's value-based casting)."""
+    return context_map(2).ravel().take(np.multiply(quarter, BUCKETS, dtype=np.int16) + shifted)
+
+
 _SIGN = np.array([1, 1, -1, -1], dtype=np.int8)
 """Version 2: the sign of a residual by its prediction's fraction quarter (folded above one half)."""
 _NEAR = np.array([0, 1, 1, 0], dtype=np.intp)
@@ -575,10 +581,7 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
     # decoding order: step by step, table by table (ascending), positions in order within a group
     key = step * step.dtype.type(rows)
     table = _clamp(b + shifts.astype(np.int16)[k], 0, BUCKETS - 1)
-    if quarter is not None:
-        table += np.multiply(quarter, BUCKETS, dtype=np.int16)
-        table = context_map(2).ravel().take(table)
-    key += table
+    key += table if quarter is None else _tables_of(table, quarter)
     order = np.argsort(key, kind="stable")  # a radix sort: int16 keys for the presets
     sym = r[order]
     sym += 2 * Q
@@ -749,7 +752,6 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
         rows_per = table_rows(t.version)
         fold = t.version == 2
         if fold:
-            contexts = context_map(2).ravel()
             quarters = np.empty(max(math.prod(lat.counts(p)) for p in passes(dims)), dtype=np.int8)
             signs = _SIGN.astype(dt)
         for p, w in zip(passes(dims), weights):
@@ -791,7 +793,7 @@ def decode_many(datas, t: GridTables, shape: tuple[int, ...], *, max_symbols: in
                 else:
                     b = table.ravel().take(np.minimum(sigma, top, out=sigma).astype(np.intp) + at_k[k])
                 if fold:
-                    b = contexts.take(np.multiply(quarter, BUCKETS, dtype=np.int16) + b)  # int16 on numpy 1.x too
+                    b = _tables_of(b, quarter)
                 r = _decode_step(decoders, models, b, sample_key)
                 if fold:  # q = mu + sign * (index - 2Q)
                     v = r.astype(dt)

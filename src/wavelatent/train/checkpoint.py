@@ -179,9 +179,7 @@ def export_checkpoint(
         extra["pruned"] = f"level-1 detail bands (largest removed weight {prune_details(codec):.2e} of the largest)"
     codec.freeze()
     if context_data is not None:
-        from .grid import fit_codec
-
-        from .grid import fit_metadata
+        from .grid import fit_codec, fit_metadata
 
         info = fit_codec(codec, context_data, holdout=0, progress=progress)
         extra.update(fit_metadata(info, weights=True, version2=config.grid_version == 2))

@@ -101,65 +101,50 @@ def fit(samples: list[np.ndarray], max_symbol: int, *, progress: bool = False) -
             b = grid.unshifted_buckets(sigma[part]).astype(np.int64)
             coded[j].append((np.repeat(np.arange(C), n), b.ravel(), r[part].ravel()))
             start += n
-    N = 4 * Q + 1
     coded = [tuple(np.concatenate(a) for a in zip(*items)) for items in coded if items]
-    counts = _counts(coded, C, Q, None)
-    freqs = _tables(counts, Q)
-    for _ in range(2):  # the encoder shifts buckets per file: count what it would pick
-        lengths = grid.code_lengths(freqs)
-        shifts = [grid.choose_shifts(k, b, r, C, lengths, Q) for k, b, r in coded]
-        counts = _counts(coded, C, Q, shifts)
-        freqs = _tables(counts, Q)
+    freqs, report = _fit_tables([(k, b, None, r) for k, b, r in coded], C, Q, 1, sum(q.size for q in samples))
     tables = grid.GridTables(mu_w.astype(np.int32), sig_w.astype(np.int32), freqs)
     tables.check()
-    n_symbols = sum(q.size for q in samples)
-    bits = float(-(counts * np.log2(freqs / float(1 << grid.PRECISION))).sum())
-    return tables, {"symbols": int(n_symbols), "bits_per_symbol": bits / max(n_symbols, 1), "alphabet": N}
+    return tables, report
 
 
 def fit_version2(samples: list[np.ndarray], tables: grid.GridTables) -> tuple[np.ndarray, dict]:
     """Version 2 tables ``[table_rows(2), 4Q + 1]`` for the prediction and scale weights of ``tables``
     (a fitted version 1 model; unchanged, so its files still decode) from signed symbols ``samples``:
-    histograms of the sign-folded residuals per table (with the per-file shift the encoder would
-    choose), smoothed as in :func:`fit`; and a report with the ideal bits per symbol."""
+    histograms of the sign-folded residuals per table, fitted as in :func:`fit`; and a report with the
+    ideal bits per symbol."""
     C, Q = tables.check()
     start = grid.GridTables(tables.mu, tables.sigma, grid.laplace_tables(Q, version=2), version=2)
     coded = [grid.coded_symbols(q, start)[1:] for q in samples if q.size]  # (k, b, quarter, r)
-    counts = _counts2(coded, Q, None)
-    freqs = grid.laplace_tables(Q, counts, SMOOTHING, version=2)
+    return _fit_tables(coded, C, Q, 2, sum(q.size for q in samples))
+
+
+def _fit_tables(coded: list, C: int, Q: int, version: int, n_symbols: int) -> tuple[np.ndarray, dict]:
+    """Tables of ``version`` from every sample's ``(channel, unshifted bucket, quarter or None, coded
+    residual)`` arrays: residual histograms per table with the per-file shifts the encoder would pick
+    under the tables (twice refitted), smoothed with the Laplace prior; and the ideal-bits report."""
+    counts = _counts(coded, Q, None, version)
+    freqs = grid.laplace_tables(Q, counts, SMOOTHING, version=version)
     for _ in range(2):  # the encoder shifts buckets per file: count what it would pick
         lengths = grid.code_lengths(freqs)
-        shifts = [grid.choose_shifts(k, b, r, C, lengths, Q, quarter=quarter, version=2) for k, b, quarter, r in coded]
-        counts = _counts2(coded, Q, shifts)
-        freqs = grid.laplace_tables(Q, counts, SMOOTHING, version=2)
-    n_symbols = sum(q.size for q in samples)
+        shifts = [grid.choose_shifts(k, b, r, C, lengths, Q, quarter=quarter, version=version)
+                  for k, b, quarter, r in coded]
+        counts = _counts(coded, Q, shifts, version)
+        freqs = grid.laplace_tables(Q, counts, SMOOTHING, version=version)
     bits = float(-(counts * np.log2(freqs / float(1 << grid.PRECISION))).sum())
     return freqs, {"symbols": int(n_symbols), "bits_per_symbol": bits / max(n_symbols, 1), "alphabet": 4 * Q + 1}
 
 
-def _counts2(coded, Q: int, shifts) -> np.ndarray:
-    N, rows = 4 * Q + 1, grid.table_rows(2)
+def _counts(coded: list, Q: int, shifts: list | None, version: int) -> np.ndarray:
+    """Residual counts ``[table_rows(version), 4Q + 1]`` of :func:`_fit_tables`' samples (shifts None: 0)."""
+    N, rows = 4 * Q + 1, grid.table_rows(version)
     counts = np.zeros(rows * N)
-    contexts = grid.context_map(2)
+    contexts = grid.context_map(version)
     for j, (k, b, quarter, r) in enumerate(coded):
         shifted = b.astype(np.int64) if shifts is None else np.clip(b + shifts[j][k], 0, grid.BUCKETS - 1)
-        table = contexts[quarter, shifted].astype(np.int64)
+        table = contexts[0 if quarter is None else quarter, shifted].astype(np.int64)
         counts += np.bincount(table * N + (r + 2 * Q), minlength=rows * N)
     return counts.reshape(rows, N)
-
-
-def _counts(coded, C: int, Q: int, shifts) -> np.ndarray:
-    N = 4 * Q + 1
-    counts = np.zeros(grid.BUCKETS * N)
-    for j, (k, b, r) in enumerate(coded):
-        if shifts is not None:
-            b = np.clip(b + shifts[j][k], 0, grid.BUCKETS - 1)  # int64 here
-        counts += np.bincount(b * N + (r + 2 * Q), minlength=grid.BUCKETS * N)
-    return counts.reshape(grid.BUCKETS, N)
-
-
-def _tables(counts: np.ndarray, Q: int) -> np.ndarray:
-    return grid.laplace_tables(Q, counts, SMOOTHING)
 
 
 HOLDOUT = 5
@@ -211,6 +196,7 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     ``"grid"`` codec, ``"grid2"`` fits only version 2's tables (its weights are version 1's).
     Returns the new file's sha256 and the fit report."""
     from ..codec import WaveletCodec
+    from ..errors import InputError, WeightsError
     from ..registry import get_config, list_presets
     from ..weights import deserialize, save_weights, successor_metadata, weights_file
 
@@ -219,9 +205,9 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     old = deserialize(raw, source=str(path))
     cfg = old.config
     if model not in ("grid", "grid2"):
-        raise ValueError(f"unknown grid model {model!r}: 'grid' or 'grid2'")
+        raise InputError(f"unknown grid model {model!r}: 'grid' or 'grid2'")
     if cfg.grid_version >= (1 if model == "grid" else 2):
-        raise ValueError(f"{cfg.name} already codes with the {cfg.context} model")
+        raise InputError(f"{cfg.name} already codes with the {cfg.context} model")
     legacy = cfg.legacy_context if cfg.context in ("none", "grid") else cfg.context
     # a registered preset takes the registry's version (the one that names this model); others + 1
     registered = get_config(cfg.name) if cfg.name in list_presets() else None
@@ -230,7 +216,7 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     codec = WaveletCodec(new_cfg).eval()
     missing, unexpected = codec.load_state_dict(old.state_dict(), strict=False)
     if unexpected or any(not k.startswith(("grid_", "grid2_")) for k in missing):
-        raise ValueError(f"weights do not carry over: {missing + unexpected}")
+        raise WeightsError(f"weights do not carry over: {missing + unexpected}")
     fit_info = fit_codec(codec, data, holdout=holdout, progress=progress, weights=cfg.context != "grid")
     extra = {**successor_metadata(raw), **fit_metadata(fit_info, weights=cfg.context != "grid",
                                                           version2=model == "grid2")}

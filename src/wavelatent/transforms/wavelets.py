@@ -296,7 +296,6 @@ _FEW_ROWS = 64
 # rows took ~0.5 ms less per 16x image than 32 and 32).
 _GROUP_ROWS = 32
 _ROWS_FIRST = 16
-_ROWS_LAST = 32
 
 
 def _group(levels: int, blocks: int, rows: int = _GROUP_ROWS) -> int:
@@ -351,7 +350,7 @@ def _analysis_last(
     dtype = dtype or x.dtype
     length, taps = x.shape[-1], bank.analysis.shape[1]
     blocks = length // s
-    group = _group(levels, blocks, _ROWS_LAST)
+    group = _group(levels, blocks)
     windows = -(-blocks // group)
     after = s * group * windows + taps - s - length - bank.analysis_offset
     padded = _wrap(x, -1, (bank.analysis_offset, after), dtype).reshape(-1, length + bank.analysis_offset + after)
