@@ -159,8 +159,9 @@ class WaveletCodec(nn.Module):
             # an encoder that reads no level-1 detail band: skip computing them
             analysis = analysis_2d_approximation if approximation else analysis_2d
             y = self.encoder(analysis(self.pad(x), self.config.levels), weight)
-            y = y - offset.view(1, -1, 1, 1)
-            return self.quantizer.squash(y) if torch.is_grad_enabled() else self.quantizer.squash_(y)
+            if torch.is_grad_enabled():
+                return self.quantizer.squash(y - offset.view(1, -1, 1, 1))
+            return self.quantizer.squash_(y.sub_(offset.view(1, -1, 1, 1)))
         if x.dtype == torch.uint8:
             x = x.to(torch.float32).div_(255.0)
         return self.quantizer.squash(self.encoder(self.analysis(self.pad(x - self.signal_offset))))

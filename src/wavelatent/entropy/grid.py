@@ -405,13 +405,16 @@ def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: 
         np.copyto(view[:, j], lat.q[at])
         np.copyto(view[:, O + j], lat.r[at])
     spread = feats[:, 2 * O :]
-    total = feats[:, 0] + feats[:, 1]
-    for j in range(2, near):
-        total += feats[:, j]
-    np.multiply(feats[:, :near], near, out=spread)
-    spread -= total[:, None]
+    np.matmul(_ring_matrix(near, feats.dtype), feats[:, :near], out=spread)  # near * x_i - sum_j x_j
     np.abs(spread, out=spread)
     return feats
+
+
+@lru_cache(maxsize=None)
+def _ring_matrix(near: int, dtype) -> np.ndarray:
+    """``near * I - 1`` ``[near, near]``: row ``i`` of its product with the ring is ``near * x_i - sum_j x_j``
+    (integers within :meth:`GridTables.sum_bound`: exact in the work dtype)."""
+    return (near * np.eye(near) - 1).astype(dtype)
 
 
 def _feature_block(lat: Lattices, dims: int, C: int) -> np.ndarray:
@@ -508,14 +511,32 @@ def coded_symbols(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
     (same dtype), unshifted bucket (int16), fraction quarter (int8; None in version 1) and coded
     residual (int32, sign-folded in version 2): what :func:`encode` codes and the fit counts."""
     C = q.shape[0]
+    r, b, quarter, runs = _symbols(q, t)
+    step_dtype = _step_dtype(len(runs), t.version)
+    step = np.repeat(np.arange(len(runs), dtype=step_dtype), runs)
+    k = np.repeat(np.tile(np.arange(C, dtype=step_dtype), len(runs) // C), runs)
+    return step, k, b, quarter, r.astype(np.int32)
+
+
+def _symbols(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    """:func:`_coding_order`'s residuals (work dtype) and quarters, the unshifted buckets (int16) and the
+    symbols of each step (``runs``; steps = passes with positions * C)."""
     r, sigma, quarter, sizes = _coding_order(q, t)
     b = _BUCKET_LUT.take(sigma.astype(np.intp), mode="clip")  # sigma >= 0: clipping is min(sigma, top)
-    steps = len(sizes) * C
-    step_dtype = np.int16 if steps * table_rows(t.version) < 1 << 15 else np.int32
-    runs = np.repeat(sizes, C)
-    step = np.repeat(np.arange(steps, dtype=step_dtype), runs)
-    k = np.repeat(np.tile(np.arange(C, dtype=step_dtype), len(sizes)), runs)
-    return step, k, b, quarter, r.astype(np.int32)
+    return r, b, quarter, np.repeat(sizes, q.shape[0])
+
+
+def _step_dtype(steps: int, version: int) -> type:
+    """int16 while every ``step * tables + table`` fits, else int32."""
+    return np.int16 if steps * table_rows(version) < 1 << 15 else np.int32
+
+
+@lru_cache(maxsize=None)
+def _shifted_tables(version: int) -> np.ndarray:
+    """The table of each (shift, fraction quarter, unshifted bucket), flat int16 ``[shifts * 4 * BUCKETS]``:
+    :func:`context_map` of the clipped shifted bucket (in version 1 every quarter alike)."""
+    shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None], 0, BUCKETS - 1)
+    return np.ascontiguousarray(context_map(version)[:, shifted].transpose(1, 0, 2), dtype=np.int16).ravel()
 
 
 def code_lengths(freqs: np.ndarray) -> np.ndarray:
@@ -575,17 +596,23 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
         raise EntropyCodingError(f"symbols must be in [-{Q}, {Q}]")
     if q.size == 0 or Q == 0:  # nothing to code: every symbol is 0
         return b""
-    step, k, b, quarter, r = coded_symbols(q, t)
-    rows = table_rows(t.version)
-    shifts = choose_shifts(k, b, r, C, t.code_lengths(), Q, quarter=quarter, version=t.version)
-    # decoding order: step by step, table by table (ascending), positions in order within a group
-    key = step * step.dtype.type(rows)
-    table = _clamp(b + shifts.astype(np.int16)[k], 0, BUCKETS - 1)
-    key += table if quarter is None else _tables_of(table, quarter)
+    r, b, quarter, runs = _symbols(q, t)
+    r = r.astype(np.int32)
+    steps, rows = len(runs), table_rows(t.version)
+    channel = np.tile(np.arange(C, dtype=np.int16), steps // C)  # of each step
+    shifts = choose_shifts(np.repeat(channel, runs), b, r, C, t.code_lengths(), Q, quarter=quarter, version=t.version)
+    # decoding order: step by step, table by table (ascending), positions in order within a group;
+    # a symbol's table: one lookup by its channel's shift, its fraction quarter and its bucket
+    at = np.repeat(((shifts - SHIFTS[0]) * (4 * BUCKETS)).astype(np.int16)[channel], runs)
+    if quarter is not None:
+        at += np.multiply(quarter, BUCKETS, dtype=np.int16)
+    at += b
+    key = np.repeat(np.arange(0, steps * rows, rows, dtype=_step_dtype(steps, t.version)), runs)
+    key += _shifted_tables(t.version).take(at)
     order = np.argsort(key, kind="stable")  # a radix sort: int16 keys for the presets
-    sym = r[order]
+    sym = r.take(order)
     sym += 2 * Q
-    counts = np.bincount(key, minlength=(int(step[-1]) + 1) * rows)
+    counts = np.bincount(key, minlength=steps * rows)
     used = counts.nonzero()[0]
     ends = np.cumsum(counts[used]).tolist()
     starts = [0] + ends[:-1]

@@ -1,6 +1,7 @@
 """Bounded scalar quantizer: soft bound, then noise (training) or rounding (inference)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -20,8 +21,15 @@ class BoundedQuantizer(nn.Module):
         return self.bound * torch.tanh(y / self.bound)
 
     def squash_(self, y: Tensor) -> Tensor:
-        """:meth:`squash` in place (no autograd): the same values without temporaries."""
-        return y.div_(self.bound).tanh_().mul_(self.bound)
+        """:meth:`squash` in place (no autograd): the same values without temporaries (within an ulp:
+        on the CPU numpy's vectorized tanh, ~7x faster than torch's here, a few % of a 16x encode)."""
+        y.div_(self.bound)
+        if y.device.type == "cpu" and y.is_contiguous() and y.dtype in (torch.float32, torch.float64):
+            a = y.numpy()
+            np.tanh(a, out=a)
+        else:
+            y.tanh_()
+        return y.mul_(self.bound)
 
     @staticmethod
     def round_ste(y: Tensor, step: Tensor | float) -> Tensor:
