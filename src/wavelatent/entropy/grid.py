@@ -400,14 +400,22 @@ def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: 
     n = math.prod(counts)
     feats = block[: C * (2 * O + near) * n].reshape(C, 2 * O + near, n)
     view = feats.reshape(C, 2 * O + near, *counts)
-    for j, o in enumerate(p.offsets):
-        at = lat.index(p, o)
-        np.copyto(view[:, j], lat.q[at])
-        np.copyto(view[:, O + j], lat.r[at])
-    spread = feats[:, 2 * O :]
-    np.matmul(_ring_matrix(near, feats.dtype), feats[:, :near], out=spread)  # near * x_i - sum_j x_j
-    np.abs(spread, out=spread)
+    _copy_offsets(lat.q, lat, p, view[:, :O])
+    _copy_offsets(lat.r, lat, p, view[:, O : 2 * O])
+    _ring_spread(feats[:, :near], feats[:, 2 * O :])
     return feats
+
+
+def _copy_offsets(src: np.ndarray, lat: Lattices, p: Pass, out: np.ndarray) -> None:
+    """``src`` (``lat.q`` or ``lat.r``) at each of the pass's neighbour offsets into ``out [C, O, *counts]``."""
+    for j, o in enumerate(p.offsets):
+        np.copyto(out[:, j], src[lat.index(p, o)])
+
+
+def _ring_spread(ring: np.ndarray, out: np.ndarray) -> None:
+    """``|near * x_i - sum_j x_j|`` of the near ring ``[C, near, n]`` into ``out`` (same shape)."""
+    np.matmul(_ring_matrix(ring.shape[1], ring.dtype), ring, out=out)
+    np.abs(out, out=out)
 
 
 @lru_cache(maxsize=None)
@@ -441,12 +449,15 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
     """Every symbol's coded residual, scale and (version 2) fraction quarter (flat; residual and
     scale in :meth:`GridTables.work_dtype` holding exact integers, the quarter int8; None in version 1)
     in coding order: pass by pass (``sizes``: positions per pass, passes with none left out), channel
-    by channel, positions in order. Every channel of a pass at once (all symbols are known: the
-    encoder's side): a pass's neighbour features are copied once into one block and weighted by
-    batched matrix products, as :func:`decode_many` does (exact: integer terms, every partial sum
-    within :meth:`GridTables.sum_bound`, so any summation order gives the same result; and the
-    prediction's ``floor((raw + 128) / 256)`` is a float multiplication by a power of two and a floor,
-    its fraction the exact difference)."""
+    by channel, positions in order.
+
+    The encoder knows every symbol, so it needs no step-by-step decoding order: first every pass's
+    prediction (from symbols alone) and the scale terms of symbols, then every residual at once, then
+    the scale terms of residual magnitudes (neighbours from earlier passes). Every channel of a pass at
+    once: neighbour features are copied into one block and weighted by batched matrix products, as
+    :func:`decode_many` does (exact: integer terms, every partial sum within :meth:`GridTables.sum_bound`,
+    so any summation order gives the same result; and the prediction's ``floor((raw + 128) / 256)`` is a
+    float multiplication by a power of two and a floor, its fraction the exact difference)."""
     C, Q = q.shape[0], t.max_symbol
     dims = q.ndim - 1
     dt = t.work_dtype()
@@ -454,45 +465,53 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
     lat.q[lat.interior()] = q
     mu_f, sigma_f = t.float_weights()
     block = _feature_block(lat, dims, C)
-    r_all = np.empty(q.size, dtype=dt)
+    cur_all = np.empty(q.size, dtype=dt)  # the symbols in coding order
+    x_all = np.empty(q.size, dtype=dt)  # predictions, then residuals
     sigma_all = np.empty(q.size, dtype=dt)
-    quarter_all = np.empty(q.size, dtype=np.int8) if t.version == 2 else None
-    signs = _SIGN.astype(dt)
-    sizes, start = [], 0
+    plan, start = [], 0
     for i, (p, w) in enumerate(zip(passes(dims), _pass_weights(t))):
         counts = lat.counts(p)
         n = math.prod(counts)
         if n == 0:
             continue
         O = len(p.offsets)
-        mw, sw = mu_f[i], sigma_f[i]
-        idx = lat.index(p)
-        cur = lat.q[idx].reshape(C, n)
-        raw = mw[:, -C:] @ cur
-        sigma = sigma_all[start : start + C * n].reshape(C, n)
-        np.matmul(sw[:, -2 * C : -C], np.abs(cur), out=sigma)
-        sigma += w.sigma_base
+        at, idx = slice(start, start + C * n), lat.index(p)
+        cur = cur_all[at].reshape(C, n)
+        np.copyto(cur.reshape(C, *counts), lat.q[idx])
+        x, sigma = x_all[at].reshape(C, n), sigma_all[at].reshape(C, n)
+        np.matmul(mu_f[i][:, -C:], cur, out=x)
         if O:
-            feats = _neighbour_block(lat, p, block, C, counts)
-            raw += np.matmul(w.mu_nb, feats[:, :O])[:, 0]
-            sigma += np.matmul(w.sigma_nb, feats[:, O:])[:, 0]
-            sigma += w.rsum * feats[:, O : 2 * O].sum((0, 1))
-        raw += 128
-        raw *= 1 / 256
-        if quarter_all is None:
-            _clamp(np.floor(raw, out=raw), -Q, Q)
-            r = np.subtract(cur, raw, out=r_all[start : start + C * n].reshape(C, n))
+            feats = block[: C * (O + p.near) * n].reshape(C, O + p.near, n)  # own q at the offsets, ring spread
+            _copy_offsets(lat.q, lat, p, feats.reshape(C, O + p.near, *counts))
+            _ring_spread(feats[:, : p.near], feats[:, O:])
+            x += np.matmul(w.mu_nb, feats[:, :O])[:, 0]
+            np.matmul(w.sigma_nb[:, :, O:], feats[:, O:], out=sigma[:, None])
+            sigma += w.sigma_base
         else:
-            mu = np.floor(raw)
-            quarter = _fraction_quarters(raw, mu, quarter_all[start : start + C * n].reshape(C, n))
-            r = np.subtract(cur, _clamp(mu, -Q, Q), out=r_all[start : start + C * n].reshape(C, n))
-            r *= signs.take(quarter)
-        absr = np.abs(r, out=raw)
-        sigma += sw[:, -C:] @ absr
-        lat.r[idx] = absr.reshape(C, *counts)
-        sizes.append(n)
+            sigma[...] = w.sigma_base
+        plan.append((i, p, w, idx, counts, n, at))
         start += C * n
-    return r_all, sigma_all, quarter_all, sizes
+    x_all += 128
+    x_all *= 1 / 256
+    mu = np.floor(x_all)
+    quarter_all = None if t.version == 1 else _fraction_quarters(x_all, mu, np.empty(q.size, dtype=np.int8))
+    r_all = np.subtract(cur_all, _clamp(mu, -Q, Q), out=x_all)
+    if quarter_all is not None:
+        r_all *= _SIGN.astype(dt).take(quarter_all)
+    absr_all = np.abs(r_all, out=mu)
+    absq_all = np.abs(cur_all, out=cur_all)
+    for i, p, w, idx, counts, n, at in plan:  # pass by pass: later passes read these residuals
+        O, sw = len(p.offsets), sigma_f[i]
+        absr, sigma = absr_all[at].reshape(C, n), sigma_all[at].reshape(C, n)
+        lat.r[idx] = absr.reshape(C, *counts)
+        sigma += sw[:, -2 * C : -C] @ absq_all[at].reshape(C, n)
+        sigma += sw[:, -C:] @ absr
+        if O:
+            rr = block[: C * O * n].reshape(C, O, n)  # own |r| at the offsets
+            _copy_offsets(lat.r, lat, p, rr.reshape(C, O, *counts))
+            sigma += np.matmul(w.sigma_nb[:, :, :O], rr)[:, 0]
+            sigma += w.rsum * rr.sum((0, 1))
+    return r_all, sigma_all, quarter_all, [n for *_, n, _ in plan]
 
 
 def _fraction_quarters(x: np.ndarray, mu: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -550,36 +569,55 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: 
     """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of (coded)
     residuals ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays; version 2 also
     their fraction quarters) under :func:`code_lengths` of the tables."""
-    lo, hi = SHIFTS
-    k, b, r = (np.asarray(a) for a in (k, b, r))
+    window = _shift_window(lengths, Q, version, quarter is not None)
+    return _choose_shifts(*(np.asarray(a) for a in (k, b, r)), C, lengths, Q, quarter, window)
+
+
+def _shift_window(lengths: np.ndarray, Q: int, version: int, fold: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For :func:`_choose_shifts`: the table of each (shift, bucket, near an integer) ``[D, B, G]`` (``G``
+    = 2 with quarters, else 1) and the code length of each histogram bin under each shift ``[D, B * G * W]``
+    (float64; ``W = 2R + 3`` bins per (bucket, near): residuals ``-R .. R`` and two overflow bins of no cost)."""
+    G = 2 if fold else 1
+    shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None], 0, BUCKETS - 1)
     # the tables of a shifted bucket depend on the quarter only through "near an integer" (quarters 1, 2)
-    near = None if quarter is None else _NEAR.take(quarter)
-    G = 1 if quarter is None else 2
-    shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(lo, hi + 1)[:, None], 0, BUCKETS - 1)  # [D, B]
-    tables = context_map(version)[:G, shifted].transpose(1, 2, 0)  # [D, B, G]: table of each shifted bucket
-    # residuals within +-R by a histogram per (channel, bucket, near) (larger ones land in two overflow
-    # bins of zero cost), then the rare larger ones symbol by symbol
+    tables = context_map(version)[:G, shifted].transpose(1, 2, 0)  # [D, B, G]
+    R = min(2 * Q, _SHIFT_WINDOW)
+    window = np.zeros((len(shifted), BUCKETS, G, 2 * R + 3))
+    window[..., 1:-1] = lengths[:, 2 * Q - R : 2 * Q + R + 1][tables]
+    return tables, window.reshape(len(shifted), -1)
+
+
+@lru_cache(maxsize=None)
+def _bins(fold: bool, W: int) -> np.ndarray:
+    """Histogram bin of residual 0 for each unshifted bucket ``b`` (and fraction quarter ``f``: index
+    ``f * BUCKETS + b``) within a channel's ``BUCKETS * G * W`` bins (int32)."""
+    if not fold:
+        return (np.arange(BUCKETS) * W + W // 2).astype(np.int32)
+    return (np.arange(BUCKETS)[None, :] * 2 * W + _NEAR[:, None] * W + W // 2).astype(np.int32).ravel()
+
+
+def _choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: np.ndarray, Q: int,
+                   quarter: np.ndarray | None, window: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """:func:`choose_shifts` with its :func:`_shift_window` (residuals ``r`` int32)."""
+    tables, costs_of = window
+    G = tables.shape[2]
     R = min(2 * Q, _SHIFT_WINDOW)
     W = 2 * R + 3
-    rc = np.clip(r, -R - 1, R + 1)
-    index = k.astype(np.intp) * (BUCKETS * G * W)
-    index += np.multiply(b, G * W, dtype=np.intp)
-    if near is not None:
-        index += near * W
-    index += rc
-    index += R + 1
+    # residuals within +-R by a histogram per (channel, bucket, near) (larger ones land in the overflow
+    # bins), then the rare larger ones symbol by symbol; int32 bins: at most MAX_CHANNELS * BUCKETS * 2 * W
+    index = np.multiply(k, BUCKETS * G * W, dtype=np.int32)
+    index += _bins(quarter is not None, W).take(b if quarter is None else np.multiply(quarter, BUCKETS, dtype=np.int16) + b)
+    index += np.clip(r, -R - 1, R + 1)
     hist = np.bincount(index, minlength=C * BUCKETS * G * W)
-    window = np.zeros((len(shifted), BUCKETS, G, W))
-    window[..., 1:-1] = lengths[:, 2 * Q - R : 2 * Q + R + 1][tables]
     # float64 products of integers below 2**53 in total: exact in any summation order
-    costs = hist.reshape(C, -1).astype(np.float64) @ window.reshape(len(shifted), -1).T
+    costs = hist.reshape(C, -1).astype(np.float64) @ costs_of.T
     tails = np.flatnonzero(np.abs(r) > R)  # every residual in an overflow bin (|r| = R + 1 included)
     if len(tails):
         kt, bt, rt = k[tails].astype(np.intp), b[tails].astype(np.intp), r[tails].astype(np.intp) + 2 * Q
-        gt = 0 if near is None else near[tails]
-        for d in range(len(shifted)):
+        gt = 0 if quarter is None else _NEAR.take(quarter[tails])
+        for d in range(len(tables)):
             costs[:, d] += np.bincount(kt, weights=lengths[tables[d][bt, gt], rt].astype(np.float64), minlength=C)
-    return np.argmin(costs.astype(np.int64), axis=1) + lo  # ties: the smallest shift
+    return np.argmin(costs.astype(np.int64), axis=1) + SHIFTS[0]  # ties: the smallest shift
 
 
 _SHIFT_WINDOW = 24
@@ -600,7 +638,9 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
     r = r.astype(np.int32)
     steps, rows = len(runs), table_rows(t.version)
     channel = np.tile(np.arange(C, dtype=np.int16), steps // C)  # of each step
-    shifts = choose_shifts(np.repeat(channel, runs), b, r, C, t.code_lengths(), Q, quarter=quarter, version=t.version)
+    if "shift_window" not in t._cache:
+        t._cache["shift_window"] = _shift_window(t.code_lengths(), Q, t.version, quarter is not None)
+    shifts = _choose_shifts(np.repeat(channel, runs), b, r, C, t.code_lengths(), Q, quarter, t._cache["shift_window"])
     # decoding order: step by step, table by table (ascending), positions in order within a group;
     # a symbol's table: one lookup by its channel's shift, its fraction quarter and its bucket
     at = np.repeat(((shifts - SHIFTS[0]) * (4 * BUCKETS)).astype(np.int16)[channel], runs)
