@@ -260,7 +260,8 @@ def speed_rows(quick: bool, repeats: int) -> dict:
 def speed_runs(quick: bool, repeats: int, runs: int) -> dict:
     """:func:`speed_rows` ``runs`` times (whole runs on these shared cores move by +-10 % and more, single
     passes by +-30 %): each figure is the median over the runs of that figure (ratios included: the median
-    ratio, not a ratio of medians), beside its lowest and highest (``range``) and every run (``runs``)."""
+    ratio, not a ratio of medians; with an even number of runs the mean of the middle two), beside its
+    lowest and highest (``range``) and every run (``runs``). One run: that run's figures alone."""
     each = [speed_rows(quick, repeats) for _ in range(runs)]
     if runs == 1:
         return each[0]
@@ -269,7 +270,9 @@ def speed_runs(quick: bool, repeats: int, runs: int) -> dict:
     ranges: dict = {}
     for name, row in each[0].items():
         if isinstance(row, dict):
-            out[name] = {k: float(np.median([r[name][k] for r in each])) for k in row}
+            # a figure that every run gives alike (the quality) stays as it is
+            out[name] = {k: row[k] if len({r[name][k] for r in each}) == 1 else float(np.median([r[name][k] for r in each]))
+                         for k in row}
             ranges[name] = {k: [min(r[name][k] for r in each), max(r[name][k] for r in each)] for k in row}
     out["range"], out["runs"] = ranges, each
     for preset in ("image-rgb-16x", "image-rgb-4x"):

@@ -407,7 +407,8 @@ def _neighbour_block(lat: Lattices, p: Pass, block: np.ndarray, C: int, counts: 
 
 
 def _copy_offsets(src: np.ndarray, lat: Lattices, p: Pass, out: np.ndarray) -> None:
-    """``src`` (``lat.q`` or ``lat.r``) at each of the pass's neighbour offsets into ``out [C, O, *counts]``."""
+    """``src`` (``lat.q`` or ``lat.r``) at each of the pass's ``O`` neighbour offsets into the first ``O``
+    slots of ``out [C, >= O, *counts]``."""
     for j, o in enumerate(p.offsets):
         np.copyto(out[:, j], src[lat.index(p, o)])
 
@@ -422,7 +423,13 @@ def _ring_spread(ring: np.ndarray, out: np.ndarray) -> None:
 def _ring_matrix(near: int, dtype) -> np.ndarray:
     """``near * I - 1`` ``[near, near]``: row ``i`` of its product with the ring is ``near * x_i - sum_j x_j``
     (integers within :meth:`GridTables.sum_bound`: exact in the work dtype)."""
-    return (near * np.eye(near) - 1).astype(dtype)
+    return _frozen((near * np.eye(near) - 1).astype(dtype))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """``a`` made read-only (a cached array shared by every caller)."""
+    a.flags.writeable = False
+    return a
 
 
 def _feature_block(lat: Lattices, dims: int, C: int) -> np.ndarray:
@@ -452,8 +459,9 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
     by channel, positions in order.
 
     The encoder knows every symbol, so it needs no step-by-step decoding order: first every pass's
-    prediction (from symbols alone) and the scale terms of symbols, then every residual at once, then
-    the scale terms of residual magnitudes (neighbours from earlier passes). Every channel of a pass at
+    prediction (from symbols alone) with the scale's constant and near-ring spread, then every residual
+    at once, then the scale's terms of ``|q_j|``, ``|r_j|`` and of the residual magnitudes at the
+    neighbours (decoded in earlier passes). Every channel of a pass at
     once: neighbour features are copied into one block and weighted by batched matrix products, as
     :func:`decode_many` does (exact: integer terms, every partial sum within :meth:`GridTables.sum_bound`,
     so any summation order gives the same result; and the prediction's ``floor((raw + 128) / 256)`` is a
@@ -515,11 +523,11 @@ def _coding_order(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
 
 
 def _fraction_quarters(x: np.ndarray, mu: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Version 2: ``floor(4 (x - mu))`` (int8, into ``out``) of predictions ``x = (raw + 128) / 256``
-    and ``mu = floor(x)`` before clipping (floats holding exact multiples of 1/256, so exact): the
-    prediction ``raw / 256`` lies ``x - mu - 1/2`` from ``mu``. Quarters 2 and 3 (at or above ``mu``)
-    code the residual's negation; 1 and 2 (within a quarter of ``mu``) are near an integer."""
-    frac = x - mu
+    """Version 2: ``floor(4 (x - mu))`` (int8, into ``out``; ``x`` is overwritten) of predictions
+    ``x = (raw + 128) / 256`` and ``mu = floor(x)`` before clipping (floats holding exact multiples of
+    1/256, so exact): the prediction ``raw / 256`` lies ``x - mu - 1/2`` from ``mu``. Quarters 2 and 3
+    (at or above ``mu``) code the residual's negation; 1 and 2 (within a quarter of ``mu``) are near an integer."""
+    frac = np.subtract(x, mu, out=x)
     frac *= 4
     return np.floor(frac, out=out, casting="unsafe")
 
@@ -555,7 +563,7 @@ def _shifted_tables(version: int) -> np.ndarray:
     """The table of each (shift, fraction quarter, unshifted bucket), flat int16 ``[shifts * 4 * BUCKETS]``:
     :func:`context_map` of the clipped shifted bucket (in version 1 every quarter alike)."""
     shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None], 0, BUCKETS - 1)
-    return np.ascontiguousarray(context_map(version)[:, shifted].transpose(1, 0, 2), dtype=np.int16).ravel()
+    return _frozen(np.ascontiguousarray(context_map(version)[:, shifted].transpose(1, 0, 2), dtype=np.int16).ravel())
 
 
 def code_lengths(freqs: np.ndarray) -> np.ndarray:
@@ -569,6 +577,7 @@ def choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: 
     """Per channel, the bucket shift in :data:`SHIFTS` that minimizes the coded size of (coded)
     residuals ``r`` of channels ``k`` in unshifted buckets ``b`` (flat int arrays; version 2 also
     their fraction quarters) under :func:`code_lengths` of the tables."""
+    quarter = None if quarter is None else np.asarray(quarter)
     window = _shift_window(lengths, Q, version, quarter is not None)
     return _choose_shifts(*(np.asarray(a) for a in (k, b, r)), C, lengths, Q, quarter, window)
 
@@ -592,13 +601,13 @@ def _bins(fold: bool, W: int) -> np.ndarray:
     """Histogram bin of residual 0 for each unshifted bucket ``b`` (and fraction quarter ``f``: index
     ``f * BUCKETS + b``) within a channel's ``BUCKETS * G * W`` bins (int32)."""
     if not fold:
-        return (np.arange(BUCKETS) * W + W // 2).astype(np.int32)
-    return (np.arange(BUCKETS)[None, :] * 2 * W + _NEAR[:, None] * W + W // 2).astype(np.int32).ravel()
+        return _frozen((np.arange(BUCKETS) * W + W // 2).astype(np.int32))
+    return _frozen((np.arange(BUCKETS)[None, :] * 2 * W + _NEAR[:, None] * W + W // 2).astype(np.int32).ravel())
 
 
 def _choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: np.ndarray, Q: int,
                    quarter: np.ndarray | None, window: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """:func:`choose_shifts` with its :func:`_shift_window` (residuals ``r`` int32)."""
+    """:func:`choose_shifts` with its :func:`_shift_window` (integer arrays; :func:`encode` keeps the window per model)."""
     tables, costs_of = window
     G = tables.shape[2]
     R = min(2 * Q, _SHIFT_WINDOW)

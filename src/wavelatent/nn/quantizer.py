@@ -21,8 +21,10 @@ class BoundedQuantizer(nn.Module):
         return self.bound * torch.tanh(y / self.bound)
 
     def squash_(self, y: Tensor) -> Tensor:
-        """:meth:`squash` in place (no autograd): the same values without temporaries (within an ulp:
-        on the CPU numpy's vectorized tanh, ~7x faster than torch's here, a few % of a 16x encode)."""
+        """:meth:`squash` in place (no autograd), without temporaries. On the CPU numpy's vectorized tanh
+        (~7x faster than torch's here, 2 % of a 16x encode): within an ulp of torch's, so a latent that
+        lies on a rounding boundary can round the other way, as it can on another CPU (2 of 18.3 M
+        symbols over Kodak and 200 Imagenette images at every quality of image-rgb-16x)."""
         y.div_(self.bound)
         if y.device.type == "cpu" and y.is_contiguous() and y.dtype in (torch.float32, torch.float64):
             a = y.numpy()
