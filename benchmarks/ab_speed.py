@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -74,12 +75,22 @@ def main(argv: list[str] | None = None) -> int:
         worker(a.preset, a.images)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", a.base, "src"],
-                                 check=True, capture_output=True).stdout
-        with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
-            tar.extractall(tmp, filter="data")
+        got = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", a.base, "src"], capture_output=True)
+        if got.returncode:
+            print(f"ab_speed: cannot read src at {a.base!r}: {got.stderr.decode(errors='replace').strip()}", file=sys.stderr)
+            return 2
+        archive = got.stdout
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            # our own repository's files; the "data" filter where this Python has it (3.11.4+, 3.10.12+)
+            tar.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
         sides = {"base": start(Path(tmp) / "src", a.preset, a.images), "this": start(ROOT / "src", a.preset, a.images)}
-        info = {name: json.loads(w.stdout.readline()) for name, w in sides.items()}
+        first = {name: w.stdout.readline() for name, w in sides.items()}
+        if not all(first.values()):  # a worker failed to start (its error went to stderr)
+            for w in sides.values():
+                w.kill()
+            print(f"ab_speed: a worker failed ({', '.join(n for n, line in first.items() if not line)})", file=sys.stderr)
+            return 1
+        info = {name: json.loads(line) for name, line in first.items()}
         best = {(name, job): float("inf") for name in sides for job in ("encode", "decode")}
         for _ in range(a.passes):
             for job in ("encode", "decode"):
