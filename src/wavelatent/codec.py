@@ -33,8 +33,13 @@ from .nn import BoundedQuantizer, ConvDecoder, LinearEncoder, LogisticMixturePri
 from .transforms import analysis_1d, analysis_2d, analysis_2d_approximation, synthesis_1d, synthesis_2d
 from .transforms.wavelets import analysis_halo, synthesis_halo
 
-# codec -> {quality: (buffer fingerprint, GridTables)}: outside the module, so codecs still pickle
+# codec -> {(quality, version): (buffer fingerprint, GridTables)}: outside the module, so codecs still pickle
 _GRID_TABLES: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+def grid_tables_buffer(version: int, quality: int) -> str:
+    """The buffer holding a quality's tables of grid model ``version`` (``grid_tables_q``, ``grid2_tables_q``)."""
+    return f"grid{version if version > 1 else ''}_tables_{quality}"
 
 # Without autograd, images of more than STRIPE_MIN_PIXELS pixels (the whole batch) are encoded and
 # decoded in stripes of about STRIPE_PIXELS pixels each.
@@ -77,9 +82,9 @@ class WaveletCodec(nn.Module):
                 self.register_buffer(
                     f"grid_sigma_{quality}", torch.zeros(P, C, grid.sigma_features_count(dims, C), dtype=torch.int32)
                 )
-                self.register_buffer(f"grid_tables_{quality}", torch.ones(grid.BUCKETS, 2 * n - 1, dtype=torch.int32))
-                if config.grid_version == 2:  # version 2's tables (same weights): files of "grid" still decode
-                    self.register_buffer(f"grid2_tables_{quality}", torch.ones(grid.table_rows(2), 2 * n - 1, dtype=torch.int32))
+                for version in range(1, config.grid_version + 1):  # a version 2 codec keeps version 1's tables too
+                    self.register_buffer(grid_tables_buffer(version, quality),
+                                         torch.ones(grid.table_rows(version), 2 * n - 1, dtype=torch.int32))
         self.weights_sha256: str | None = None  # set when loaded from / saved to a weights file
 
     # --- shapes -------------------------------------------------------------
@@ -371,9 +376,9 @@ class WaveletCodec(nn.Module):
             if cfg.grid_version:  # until fitted (train/grid.py): no prediction, Laplace tables
                 getattr(self, f"grid_mu_{quality}").zero_()
                 getattr(self, f"grid_sigma_{quality}").zero_()
-                for version, name in ((1, "grid_tables"), (2, "grid2_tables"))[: cfg.grid_version]:
+                for version in range(1, cfg.grid_version + 1):
                     laplace = grid.laplace_tables(cfg.max_symbol(quality), version=version)
-                    getattr(self, f"{name}_{quality}").copy_(torch.from_numpy(laplace.astype(np.int32)))
+                    getattr(self, grid_tables_buffer(version, quality)).copy_(torch.from_numpy(laplace.astype(np.int32)))
         self.weights_sha256 = None
 
     def tables(self, quality: int | None = None) -> np.ndarray:
@@ -390,8 +395,8 @@ class WaveletCodec(nn.Module):
         if not own or version not in (1, own):
             raise InputError(f"{self.config.name} has no grid context model of version {version}")
         quality = self.config.check_quality(quality)
-        names = ("grid_mu", "grid_sigma", "grid_tables" if version == 1 else "grid2_tables")
-        bufs = [getattr(self, f"{name}_{quality}") for name in names]
+        bufs = [getattr(self, name) for name in (f"grid_mu_{quality}", f"grid_sigma_{quality}",
+                                                 grid_tables_buffer(version, quality))]
         key = tuple((b.data_ptr(), b._version, b.device.type) for b in bufs)
         cached = _GRID_TABLES.setdefault(self, {}).get((quality, version))
         if cached is not None and cached[0] == key:

@@ -204,6 +204,12 @@ class GridTables:
                             np.full(C, 2 * Q)])
         return int(max(mu.sum(-1).max(initial=0) * Q + 512 * Q + 128, (sigma * f).sum(-1).max(initial=0), rsum))
 
+    def shift_window(self) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`_shift_window` of the tables (built once): what the encoder's shift choice weighs."""
+        if "shift_window" not in self._cache:
+            self._cache["shift_window"] = _shift_window(self.code_lengths(), self.max_symbol, self.version, self.version > 1)
+        return self._cache["shift_window"]
+
     def models(self) -> list:
         """One constriction model per table (built once)."""
         if "models" not in self._cache:
@@ -562,8 +568,14 @@ def _step_dtype(steps: int, version: int) -> type:
 def _shifted_tables(version: int) -> np.ndarray:
     """The table of each (shift, fraction quarter, unshifted bucket), flat int16 ``[shifts * 4 * BUCKETS]``:
     :func:`context_map` of the clipped shifted bucket (in version 1 every quarter alike)."""
-    shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None], 0, BUCKETS - 1)
-    return _frozen(np.ascontiguousarray(context_map(version)[:, shifted].transpose(1, 0, 2), dtype=np.int16).ravel())
+    tables = context_map(version)[:, _shifted_buckets()].transpose(1, 0, 2)
+    return _frozen(np.ascontiguousarray(tables, dtype=np.int16).ravel())
+
+
+@lru_cache(maxsize=None)
+def _shifted_buckets() -> np.ndarray:
+    """Each unshifted bucket under each shift, clipped: ``[shift - SHIFTS[0], bucket]``."""
+    return _frozen(np.clip(np.arange(BUCKETS)[None, :] + np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None], 0, BUCKETS - 1))
 
 
 def code_lengths(freqs: np.ndarray) -> np.ndarray:
@@ -587,7 +599,7 @@ def _shift_window(lengths: np.ndarray, Q: int, version: int, fold: bool) -> tupl
     = 2 with quarters, else 1) and the code length of each histogram bin under each shift ``[D, B * G * W]``
     (float64; ``W = 2R + 3`` bins per (bucket, near): residuals ``-R .. R`` and two overflow bins of no cost)."""
     G = 2 if fold else 1
-    shifted = np.clip(np.arange(BUCKETS)[None, :] + np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None], 0, BUCKETS - 1)
+    shifted = _shifted_buckets()
     # the tables of a shifted bucket depend on the quarter only through "near an integer" (quarters 1, 2)
     tables = context_map(version)[:G, shifted].transpose(1, 2, 0)  # [D, B, G]
     R = min(2 * Q, _SHIFT_WINDOW)
@@ -607,7 +619,8 @@ def _bins(fold: bool, W: int) -> np.ndarray:
 
 def _choose_shifts(k: np.ndarray, b: np.ndarray, r: np.ndarray, C: int, lengths: np.ndarray, Q: int,
                    quarter: np.ndarray | None, window: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """:func:`choose_shifts` with its :func:`_shift_window` (integer arrays; :func:`encode` keeps the window per model)."""
+    """:func:`choose_shifts` with its :func:`_shift_window` (integer arrays; :func:`encode` takes the model's,
+    :meth:`GridTables.shift_window`)."""
     tables, costs_of = window
     G = tables.shape[2]
     R = min(2 * Q, _SHIFT_WINDOW)
@@ -647,9 +660,7 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
     r = r.astype(np.int32)
     steps, rows = len(runs), table_rows(t.version)
     channel = np.tile(np.arange(C, dtype=np.int16), steps // C)  # of each step
-    if "shift_window" not in t._cache:
-        t._cache["shift_window"] = _shift_window(t.code_lengths(), Q, t.version, quarter is not None)
-    shifts = _choose_shifts(np.repeat(channel, runs), b, r, C, t.code_lengths(), Q, quarter, t._cache["shift_window"])
+    shifts = _choose_shifts(np.repeat(channel, runs), b, r, C, t.code_lengths(), Q, quarter, t.shift_window())
     # decoding order: step by step, table by table (ascending), positions in order within a group;
     # a symbol's table: one lookup by its channel's shift, its fraction quarter and its bucket
     at = np.repeat(((shifts - SHIFTS[0]) * (4 * BUCKETS)).astype(np.int16)[channel], runs)
@@ -754,8 +765,7 @@ def _pass_weights(t: GridTables) -> list[_PassWeights]:
 def _shifted_bucket_lut() -> np.ndarray:
     """:func:`buckets` of every ``sigma`` up to the last threshold, for every shift: int8
     ``[shift - SHIFTS[0], sigma]``."""
-    shifts = np.arange(SHIFTS[0], SHIFTS[1] + 1)[:, None]
-    return np.clip(_BUCKET_LUT[None, :] + shifts, 0, BUCKETS - 1).astype(np.int8)
+    return _shifted_buckets()[:, _BUCKET_LUT].astype(np.int8)
 
 
 def _decode_step(coders: list, models: list, b: np.ndarray, sample_key: np.ndarray | None) -> np.ndarray:

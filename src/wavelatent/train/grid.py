@@ -240,6 +240,8 @@ def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False, we
     and fit only version 2's tables."""
     import torch
 
+    from ..codec import grid_tables_buffer
+
     cfg = codec.config
     latents = (image_latents if cfg.modality == "image" else audio_latents)(codec, data, holdout=holdout,
                                                                            progress=progress)
@@ -256,12 +258,12 @@ def fit_codec(codec, data, *, holdout: int = HOLDOUT, progress: bool = False, we
             tables, rep = fit(symbols, Q, progress=progress)
             getattr(codec, f"grid_mu_{quality}").copy_(torch.from_numpy(tables.mu))
             getattr(codec, f"grid_sigma_{quality}").copy_(torch.from_numpy(tables.sigma))
-            getattr(codec, f"grid_tables_{quality}").copy_(torch.from_numpy(tables.freqs.astype(np.int32)))
+            getattr(codec, grid_tables_buffer(1, quality)).copy_(torch.from_numpy(tables.freqs.astype(np.int32)))
         else:
             tables, rep = codec.grid_tables(quality, version=1), {}
         if cfg.grid_version == 2:
             freqs, rep2 = fit_version2(symbols, tables)
-            getattr(codec, f"grid2_tables_{quality}").copy_(torch.from_numpy(freqs.astype(np.int32)))
+            getattr(codec, grid_tables_buffer(2, quality)).copy_(torch.from_numpy(freqs.astype(np.int32)))
             rep = {**rep, "version2_bits_per_symbol": rep2["bits_per_symbol"], "symbols": rep2["symbols"]}
         idx = np.concatenate([s.reshape(s.shape[0], -1) + Q for s in symbols], axis=1)
         rep["factorized_bits_per_symbol"] = ideal_bits(idx, codec.tables(quality)) / idx.size
