@@ -24,7 +24,8 @@ class BoundedQuantizer(nn.Module):
         """:meth:`squash` in place (no autograd), without temporaries. On the CPU numpy's vectorized tanh
         (~7x faster than torch's here, 2 % of a 16x encode): within an ulp of torch's, so a latent that
         lies on a rounding boundary can round the other way, as it can on another CPU (2 of 18.3 M
-        symbols over Kodak and 200 Imagenette images at every quality of image-rgb-16x)."""
+        symbols over Kodak and 200 Imagenette images at every quality of image-rgb-16x:
+        benchmarks/squash_flips.py)."""
         y.div_(self.bound)
         if y.device.type == "cpu" and y.is_contiguous() and y.dtype in (torch.float32, torch.float64):
             a = y.numpy()
