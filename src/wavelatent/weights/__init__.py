@@ -87,9 +87,10 @@ def _fingerprint(codec: torch.nn.Module) -> tuple:
     """Where every parameter and buffer lives and how often it was written in place: it changes when a
     tensor is replaced (``.double()``, ``.to()``, ``load_state_dict``) or edited in place (optimizer
     steps, ``p.add_()`` under ``no_grad``: the tensor's version counter). Costs microseconds."""
+    # each module's own tensors in module order: about half the cost of named_parameters()'s prefixed names
     return tuple(
-        (name, t.data_ptr(), t.dtype, tuple(t.shape), t._version)
-        for name, t in (*codec.named_parameters(), *codec.named_buffers())
+        (name, t.data_ptr(), t.dtype, t.shape, t._version)
+        for m in codec.modules() for own in (m._parameters, m._buffers) for name, t in own.items() if t is not None
     )
 
 
