@@ -179,7 +179,7 @@ def audio_rows(quick: bool) -> list[dict]:
     return rows
 
 
-def _fastest_passes(jobs: dict, repeats: int) -> dict:
+def fastest_passes(jobs: dict, repeats: int) -> dict:
     """Seconds of the fastest of ``repeats`` passes of each job (``name -> (fn, items)``), the jobs
     interleaved pass by pass so that every one sees the same machine (shared cores here move single
     passes by +-30 %; the fastest pass is the least disturbed)."""
@@ -236,7 +236,7 @@ def speed_rows(quick: bool, repeats: int) -> dict:
                                             list(zip(streams, symbols)))
     for fn, items in jobs.values():  # warm up: first calls build tables and caches
         fn(items[0])
-    t = _fastest_passes(jobs, repeats)
+    t = fastest_passes(jobs, repeats)
     out: dict = {"images": len(ims), "megapixels": mp, "threads": 1, "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
                  "timing": f"fastest of {repeats} passes over the images, codecs interleaved"}
     for fmt in ("jpeg", "webp"):

@@ -12,7 +12,9 @@ from .errors import WeightsError
 SCHEMA_VERSION = 1
 MODALITIES = ("image", "audio")
 ARCHITECTURES = ("wavelatent", "walloc2d", "walloc1d")
-CONTEXTS = ("none", "checkerboard", "grid", "grid2")
+GRID_MODELS = {"grid": 1, "grid2": 2}
+"""The grid context model's entropy-model names and their versions (``entropy/grid.py``)."""
+CONTEXTS = ("none", "checkerboard", *GRID_MODELS)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class CodecConfig:
             value = getattr(self, name)
             if value not in CONTEXTS or (value == "checkerboard" and (self.modality != "image" or self.levels < 1)):
                 problems.append(f"{name} must be one of {CONTEXTS} ('checkerboard' for images only), got {value!r}")
-        if self.legacy_context in ("grid", "grid2"):
+        if self.legacy_context in GRID_MODELS:
             problems.append("legacy_context cannot be a grid model (a codec of context 'grid2' also decodes 'grid')")
         if self.modality == "audio" and (not isinstance(self.sample_rate, int) or not 1 <= self.sample_rate <= 768_000):
             problems.append("audio codecs need a sample_rate in 1..768000 Hz")
@@ -177,13 +179,13 @@ class CodecConfig:
         """The entropy models files of this codec may use: its own, the grid model's version 1 tables that
         version 2 keeps (same prediction and scale weights), the older one it keeps, and the
         per-channel tables every codec holds."""
-        return tuple(dict.fromkeys((self.context, *(("grid",) if self.context == "grid2" else ()), self.legacy_context,
-                                    "none")))
+        older_grids = (m for m, v in GRID_MODELS.items() if 0 < v < self.grid_version)
+        return tuple(dict.fromkeys((self.context, *older_grids, self.legacy_context, "none")))
 
     @property
     def grid_version(self) -> int:
         """The grid model version of new files: 2 for ``context="grid2"``, 1 for ``"grid"``, 0 for none."""
-        return {"grid": 1, "grid2": 2}.get(self.context, 0)
+        return GRID_MODELS.get(self.context, 0)
 
     def replace(self, **changes: Any) -> CodecConfig:
         return dataclasses.replace(self, **changes)

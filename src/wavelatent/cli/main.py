@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..config import GRID_MODELS
 from . import demo, evaluate, learning, walloc
 
 EPILOG = """examples:
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="output .safetensors")
     g.add_argument("--data", required=True, help="folder of training images or audio files")
     g.add_argument("--holdout", type=int, default=5, help="leave out every Nth file (sorted), 0 = fit on all")
-    g.add_argument("--model", choices=("grid", "grid2"), default="grid",
+    g.add_argument("--model", choices=tuple(GRID_MODELS), default="grid",
                    help="grid (version 1) or grid2 (version 2: residuals sign-folded by the prediction's fraction, "
                         "near-integer tables; from a grid codec only its tables are fitted, its weights kept)")
     g.add_argument("-f", "--force", action="store_true")

@@ -51,7 +51,7 @@ __all__ = [
     "PRECISION", "SHIFTS", "THRESHOLDS", "VERSIONS", "GridTables", "Lattices", "Pass",
     "buckets", "choose_shifts", "code_lengths", "coded_symbols", "context_map", "decode", "decode_many", "encode",
     "laplace_tables", "lattice_pad", "max_near", "max_offsets", "mu_features_count", "pass_features", "passes", "predict",
-    "predict_raw", "residuals", "scale", "sigma_features_count", "table_rows", "unshifted_buckets",
+    "predict_raw", "residuals", "scale", "sigma_features_count", "symbol_tables", "table_rows", "unshifted_buckets",
 ]
 
 PRECISION = 24
@@ -544,24 +544,29 @@ def coded_symbols(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray,
     (same dtype), unshifted bucket (int16), fraction quarter (int8; None in version 1) and coded
     residual (int32, sign-folded in version 2): what :func:`encode` codes and the fit counts."""
     C = q.shape[0]
-    r, b, quarter, runs = _symbols(q, t)
-    step_dtype = _step_dtype(len(runs), t.version)
-    step = np.repeat(np.arange(len(runs), dtype=step_dtype), runs)
-    k = np.repeat(np.tile(np.arange(C, dtype=step_dtype), len(runs) // C), runs)
-    return step, k, b, quarter, r.astype(np.int32)
-
-
-def _symbols(q: np.ndarray, t: GridTables) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
-    """:func:`_coding_order`'s residuals (work dtype) and quarters, the unshifted buckets (int16) and the
-    symbols of each step (``runs``; steps = passes with positions * C)."""
     r, sigma, quarter, sizes = _coding_order(q, t)
     b = _BUCKET_LUT.take(sigma.astype(np.intp), mode="clip")  # sigma >= 0: clipping is min(sigma, top)
-    return r, b, quarter, np.repeat(sizes, q.shape[0])
+    runs = np.repeat(sizes, C)  # symbols per step
+    step_dtype = _step_dtype(len(runs), t.version)
+    step = np.repeat(np.arange(len(runs), dtype=step_dtype), runs)
+    k = np.repeat(np.tile(np.arange(C, dtype=step_dtype), len(sizes)), runs)
+    return step, k, b, quarter, r.astype(np.int32)
 
 
 def _step_dtype(steps: int, version: int) -> type:
     """int16 while every ``step * tables + table`` fits, else int32."""
     return np.int16 if steps * table_rows(version) < 1 << 15 else np.int32
+
+
+def symbol_tables(shifts: np.ndarray, k: np.ndarray, b: np.ndarray, quarter: np.ndarray | None, version: int) -> np.ndarray:
+    """The table of each symbol (int16) of channel ``k``, unshifted bucket ``b`` and (version 2) fraction
+    quarter: :func:`context_map` of its bucket moved by its channel's shift ``shifts [C]`` (clipped), one
+    lookup. The encoder's and the fit's, so the fit counts exactly the tables files use."""
+    at = ((np.asarray(shifts) - SHIFTS[0]) * (4 * BUCKETS)).astype(np.int16).take(k)
+    if quarter is not None:
+        at += np.multiply(quarter, BUCKETS, dtype=np.int16)
+    at += b
+    return _shifted_tables(version).take(at)
 
 
 @lru_cache(maxsize=None)
@@ -656,23 +661,16 @@ def encode(q: np.ndarray, t: GridTables) -> bytes:
         raise EntropyCodingError(f"symbols must be in [-{Q}, {Q}]")
     if q.size == 0 or Q == 0:  # nothing to code: every symbol is 0
         return b""
-    r, b, quarter, runs = _symbols(q, t)
-    r = r.astype(np.int32)
-    steps, rows = len(runs), table_rows(t.version)
-    channel = np.tile(np.arange(C, dtype=np.int16), steps // C)  # of each step
-    shifts = _choose_shifts(np.repeat(channel, runs), b, r, C, t.code_lengths(), Q, quarter, t.shift_window())
-    # decoding order: step by step, table by table (ascending), positions in order within a group;
-    # a symbol's table: one lookup by its channel's shift, its fraction quarter and its bucket
-    at = np.repeat(((shifts - SHIFTS[0]) * (4 * BUCKETS)).astype(np.int16)[channel], runs)
-    if quarter is not None:
-        at += np.multiply(quarter, BUCKETS, dtype=np.int16)
-    at += b
-    key = np.repeat(np.arange(0, steps * rows, rows, dtype=_step_dtype(steps, t.version)), runs)
-    key += _shifted_tables(t.version).take(at)
+    step, k, b, quarter, r = coded_symbols(q, t)
+    rows = table_rows(t.version)
+    shifts = _choose_shifts(k, b, r, C, t.code_lengths(), Q, quarter, t.shift_window())
+    # decoding order: step by step, table by table (ascending), positions in order within a group
+    key = np.multiply(step, rows, dtype=step.dtype)  # fits: see _step_dtype
+    key += symbol_tables(shifts, k, b, quarter, t.version)
     order = np.argsort(key, kind="stable")  # a radix sort: int16 keys for the presets
     sym = r.take(order)
     sym += 2 * Q
-    counts = np.bincount(key, minlength=steps * rows)
+    counts = np.bincount(key)
     used = counts.nonzero()[0]
     ends = np.cumsum(counts[used]).tolist()
     starts = [0] + ends[:-1]

@@ -208,7 +208,7 @@ def export_decoder(ckpt: Checkpoint, out: str | os.PathLike, *, use_ema: bool = 
     if recorded and now != recorded:
         raise WeightsError(f"{path} is not the weights this run started from (sha256 {recorded[:16]}... then, "
                            f"{now[:16]}... now)")
-    base = deserialize(raw, source=str(path))
+    base = deserialize(raw, source=str(path), sha256=now)
     trained = ckpt.ema if (use_ema and ckpt.ema is not None) else ckpt.codec
     if trained.config.replace(default_quality=base.config.default_quality) != base.config:
         raise WeightsError(f"{path} holds another config than the run ({base.config.name})")

@@ -139,10 +139,9 @@ def _counts(coded: list, Q: int, shifts: list | None, version: int) -> np.ndarra
     """Residual counts ``[table_rows(version), 4Q + 1]`` of :func:`_fit_tables`' samples (shifts None: 0)."""
     N, rows = 4 * Q + 1, grid.table_rows(version)
     counts = np.zeros(rows * N)
-    contexts = grid.context_map(version)
     for j, (k, b, quarter, r) in enumerate(coded):
-        shifted = b.astype(np.int64) if shifts is None else np.clip(b + shifts[j][k], 0, grid.BUCKETS - 1)
-        table = contexts[0 if quarter is None else quarter, shifted].astype(np.int64)
+        table = grid.symbol_tables(np.zeros(int(k.max(initial=0)) + 1, np.int64) if shifts is None else shifts[j], k, b,
+                                   quarter, version).astype(np.int64)
         counts += np.bincount(table * N + (r + 2 * Q), minlength=rows * N)
     return counts.reshape(rows, N)
 
@@ -196,6 +195,7 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     ``"grid"`` codec, ``"grid2"`` fits only version 2's tables (its weights are version 1's).
     Returns the new file's sha256 and the fit report."""
     from ..codec import WaveletCodec
+    from ..config import GRID_MODELS
     from ..errors import InputError, WeightsError
     from ..registry import get_config, list_presets
     from ..weights import deserialize, save_weights, successor_metadata, weights_file
@@ -204,9 +204,9 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     raw = path.read_bytes()
     old = deserialize(raw, source=str(path))
     cfg = old.config
-    if model not in ("grid", "grid2"):
-        raise InputError(f"unknown grid model {model!r}: 'grid' or 'grid2'")
-    if cfg.grid_version >= (1 if model == "grid" else 2):
+    if model not in GRID_MODELS:
+        raise InputError(f"unknown grid model {model!r}: one of {', '.join(GRID_MODELS)}")
+    if cfg.grid_version >= GRID_MODELS[model]:
         raise InputError(f"{cfg.name} already codes with the {cfg.context} model")
     legacy = cfg.legacy_context if cfg.context in ("none", "grid") else cfg.context
     # a registered preset takes the registry's version (the one that names this model); others + 1
@@ -217,9 +217,9 @@ def upgrade(source, data, output, *, model: str = "grid", holdout: int = HOLDOUT
     missing, unexpected = codec.load_state_dict(old.state_dict(), strict=False)
     if unexpected or any(not k.startswith(("grid_", "grid2_")) for k in missing):
         raise WeightsError(f"weights do not carry over: {missing + unexpected}")
-    fit_info = fit_codec(codec, data, holdout=holdout, progress=progress, weights=cfg.context != "grid")
-    extra = {**successor_metadata(raw), **fit_metadata(fit_info, weights=cfg.context != "grid",
-                                                          version2=model == "grid2")}
+    weights = cfg.grid_version == 0  # a grid codec keeps its prediction and scale weights
+    fit_info = fit_codec(codec, data, holdout=holdout, progress=progress, weights=weights)
+    extra = {**successor_metadata(raw), **fit_metadata(fit_info, weights=weights, version2=model == "grid2")}
     return save_weights(codec, output, extra=extra), fit_info["per_quality"]
 
 

@@ -237,28 +237,30 @@ def decoder_base(o: TrainOptions) -> tuple[WaveletCodec, TrainOptions]:
     """The release weights a decoder-only run keeps all of but the decoder (``o.init``: a preset or a
     ``.safetensors`` weights file, not a checkpoint: their entropy tables must be the ones files use),
     and the options with ``init`` made absolute (a file) and ``init_sha256`` set, which `export` checks."""
-    import hashlib
-
-    from ..errors import WeightsError
-    from ..registry import list_presets
-    from ..weights import deserialize, weights_file
+    from ..errors import PresetError, WeightsError
+    from ..models import load_codec
 
     if not o.init:
         raise InputError("--decoder-only trains the decoder of release weights: give them with --init "
                          "(a preset name or a .safetensors weights file)")
     if o.config_file or o.prune_details:
         raise InputError("--decoder-only keeps the --init weights' config and encoder: drop --config/--prune-details")
-    preset = o.init in list_presets()
-    path = weights_file(o.init).resolve()
     try:
-        raw = path.read_bytes()
-        base = deserialize(raw, source=str(path))
-    except (OSError, WeightsError) as e:
+        base = load_codec(o.init)  # its weights_sha256: the hash of the file's bytes
+    except (PresetError, WeightsError) as e:
         raise InputError(f"--decoder-only --init {o.init}: not readable release weights ({e}); "
                          "export a checkpoint first") from None
     if o.preset and o.preset != base.config.name:
         raise InputError(f"--preset {o.preset} differs from the --init weights' preset {base.config.name}")
-    return base, dataclasses.replace(o, init=o.init if preset else str(path), init_sha256=hashlib.sha256(raw).hexdigest())
+    return base, dataclasses.replace(o, init=_base_name(o.init), init_sha256=base.weights_sha256)
+
+
+def _base_name(init: str) -> str:
+    """A decoder-only run's ``--init`` as recorded: a preset name, or the weights file's absolute path."""
+    from ..registry import list_presets
+    from ..weights import weights_file
+
+    return init if init in list_presets() else str(weights_file(init).resolve())
 
 
 def quality_weights(o: TrainOptions, qualities: int) -> torch.Tensor:
@@ -351,8 +353,11 @@ def train(o: TrainOptions) -> Path:
         if ckpt.codec.config.replace(default_quality=config.default_quality) != config:
             raise InputError(f"{ckpt_path} was trained with another config ({ckpt.codec.config.name})")
         if o.decoder_only or ckpt.options.get("decoder_only"):
-            keys = ("decoder_only", "init", "init_sha256", "quality_weights")
+            # the same base weights: by their hash (checkpoints from before it was recorded: by name)
+            keys = ("decoder_only", "init_sha256" if ckpt.options.get("init_sha256") else "init", "quality_weights")
             ran, now = {k: ckpt.options.get(k) for k in keys}, {k: getattr(o, k) for k in keys}
+            if "init" in ran and ran["init"]:
+                ran["init"] = _base_name(ran["init"])
             if now != ran:
                 diff = ", ".join(f"{k}: {ran[k]!r} then, {now[k]!r} now" for k in keys if ran[k] != now[k])
                 raise InputError(f"{ckpt_path} was started with other decoder-only options ({diff}); "
